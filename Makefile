@@ -1,0 +1,140 @@
+# cairn — one non-recursive Makefile. `make help` lists what it does.
+# Objects go to build/ (build/san/ with SAN=1). Header dependencies via -MMD.
+
+SAN ?= 0
+BUILD := build
+SANFLAGS :=
+ifeq ($(SAN),1)
+BUILD := build/san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+
+CC ?= gcc
+WARN := -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wformat=2 -Wvla \
+	-Wimplicit-fallthrough -Wno-missing-field-initializers
+HARDEN := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fstack-clash-protection -fPIE
+CFLAGS := -std=gnu11 -O2 -g $(WARN) $(HARDEN) $(SANFLAGS) -MMD -MP -I. $(EXTRA_CFLAGS)
+LDFLAGS := -pie -Wl,-z,relro,-z,now -Wl,--as-needed $(SANFLAGS)
+PYTEST := /usr/bin/python3 -m pytest
+
+# Modules, in link order (a module may use those after it, never before).
+MODULES := ctrl runtime plugins trails storage lib
+src_of = $(filter-out %_fuzz.c,$(wildcard $(1)/*.c $(1)/*/*.c))
+obj_of = $(patsubst %.c,$(BUILD)/%.o,$(call src_of,$(1)))
+archive = $(BUILD)/lib$(1).a
+ARCHIVES := $(foreach m,$(MODULES),$(if $(call src_of,$(m)),$(call archive,$(m))))
+
+PACK_SRC := $(filter-out tools/pack/main.c,$(wildcard tools/pack/*.c))
+PACK_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(PACK_SRC))
+
+LIBS_CRYPTO := -lmbedcrypto
+LIBS_CAIRN := -llxc -lmicrohttpd -llz4 $(LIBS_CRYPTO)
+
+BINS := $(BUILD)/cairn-pack \
+	$(if $(wildcard init/*.c),$(BUILD)/cairn) \
+	$(if $(wildcard tools/ctl/*.c),$(BUILD)/cairnctl)
+PROBE := $(BUILD)/probe
+
+UNIT_SRC := $(wildcard test/unit/*_test.c)
+UNIT_BINS := $(patsubst test/unit/%.c,$(BUILD)/test/unit/%,$(UNIT_SRC))
+FUZZ_SRC := $(wildcard test/fuzz/*_fuzz.c)
+REPLAY_BINS := $(patsubst test/fuzz/%_fuzz.c,$(BUILD)/test/replay/%,$(FUZZ_SRC))
+FUZZ_BINS := $(patsubst test/fuzz/%_fuzz.c,build/fuzz/%,$(FUZZ_SRC))
+
+.PHONY: all help deps test test-unit test-fuzz test-integration test-long bench fuzz run clean
+.DEFAULT_GOAL := all
+
+all: $(BINS) $(PROBE)
+
+help:
+	@echo "cairn make targets:"
+	@echo "  make               build build/cairn, build/cairnctl, build/cairn-pack, build/probe"
+	@echo "  make run           boot a demo device in the sandbox (installs missing Debian packages)"
+	@echo "  make test          the whole suite: unit, fuzz-corpus replay, integration (as root)"
+	@echo "  make test-unit     cmocka unit tests only"
+	@echo "  make test-fuzz     replay the fuzz corpora under gcc"
+	@echo "  make test-integration  pytest suites in test/integration (root, real LXC/squashfs)"
+	@echo "  make test-long     longer soaks (not part of make test)"
+	@echo "  make bench         benchmarks in test/bench, each printed as a ratio to a baseline"
+	@echo "  make fuzz          libFuzzer (clang) on every target, FUZZ_SECONDS=60 each"
+	@echo "  make deps          install missing Debian packages (tools/install-deps)"
+	@echo "  make SAN=1 test    the same suite under ASan+UBSan (objects in build/san)"
+	@echo "  make clean         remove build/"
+
+deps:
+	@tools/install-deps
+
+# ---- compile ----
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+define ARCHIVE_RULE
+$(call archive,$(1)): $(call obj_of,$(1))
+	@mkdir -p $$(dir $$@)
+	rm -f $$@ && ar rcs $$@ $$^
+endef
+$(foreach m,$(MODULES),$(eval $(call ARCHIVE_RULE,$(m))))
+
+$(BUILD)/libpack.a: $(PACK_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/cairn-pack: $(BUILD)/tools/pack/main.o $(BUILD)/libpack.a $(ARCHIVES)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CRYPTO)
+
+$(BUILD)/cairn: $(patsubst %.c,$(BUILD)/%.o,$(wildcard init/*.c)) $(ARCHIVES)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CAIRN)
+
+$(BUILD)/cairnctl: $(patsubst %.c,$(BUILD)/%.o,$(wildcard tools/ctl/*.c)) $(ARCHIVES)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CRYPTO)
+
+# The probe runs inside test containers: static, no sanitizers.
+$(PROBE): test/probe/probe.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -static -o $@ $<
+
+# ---- tests ----
+$(BUILD)/test/unit/%: test/unit/%.c $(BUILD)/libpack.a $(ARCHIVES)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Wno-missing-prototypes $(LDFLAGS) -o $@ $^ -lcmocka $(LIBS_CAIRN)
+
+$(BUILD)/test/replay/%: test/fuzz/%_fuzz.c test/fuzz/replay.c $(ARCHIVES)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Wno-missing-prototypes $(LDFLAGS) -o $@ $^ $(LIBS_CAIRN)
+
+test-unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+test-fuzz: $(REPLAY_BINS)
+	@set -e; for t in $(REPLAY_BINS); do n=$$(basename $$t); \
+		echo "== replay $$n"; $$t test/fuzz/corpus/$$n; done
+
+test-integration: all
+	CAIRN_BUILD=$(abspath $(BUILD)) $(PYTEST) -q test/integration
+
+test: deps
+	@$(MAKE) --no-print-directory all $(UNIT_BINS) $(REPLAY_BINS)
+	@$(MAKE) --no-print-directory test-unit test-fuzz test-integration
+
+test-long: deps all
+	CAIRN_BUILD=$(abspath $(BUILD)) CAIRN_LONG=1 $(PYTEST) -q test/integration
+
+bench: deps all
+	@set -e; for b in test/bench/*/run; do echo "== $$b"; CAIRN_BUILD=$(abspath $(BUILD)) $$b; done
+
+# libFuzzer: every module compiled again by clang with the fuzzer runtime.
+FUZZ_CFLAGS := -std=gnu11 -O1 -g -I. -fsanitize=fuzzer,address,undefined
+FUZZ_LIB_SRC := $(foreach m,trails storage lib,$(call src_of,$(m)))
+build/fuzz/%: test/fuzz/%_fuzz.c $(FUZZ_LIB_SRC)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ $^ $(LIBS_CRYPTO)
+
+FUZZ_SECONDS ?= 60
+fuzz: deps $(FUZZ_BINS)
+	@set -e; for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p build/fuzz/corpus-$$n; \
+		$$f -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus-$$n test/fuzz/corpus/$$n; done
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,165 @@
+/* trails/trails.h — revisions: the document format and its validation, the
+ * signature file and its verification against a trust directory.
+ * trails/REVISION.md is the complete spec of revision.json and revision.sig.
+ *
+ * Everything here treats its input as hostile: explicit lengths, capped sizes
+ * and token counts, whitelisted names, unknown keys rejected, and every error
+ * names the offending field (err.field) in the document's own terms, e.g.
+ *   containers[2].rootfs.object: not a sha256 digest */
+#ifndef CAIRN_TRAILS_H
+#define CAIRN_TRAILS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../lib/digest.h"
+#include "../lib/err.h"
+#include "../lib/json.h"
+#include "../lib/util.h"
+
+/* ---- caps: oversize input is rejected, never truncated ---- */
+#define REV_MAX_DOC (1u << 20)   /* bytes of revision.json */
+#define REV_MAX_TOKENS 32768     /* jsmn tokens */
+#define REV_MAX_GROUPS 8
+#define REV_MAX_CONTAINERS 64
+#define REV_MAX_EXEC 64          /* argv entries */
+#define REV_MAX_ARG 4096         /* bytes per argv entry, per lxc value, cmdline */
+#define REV_MAX_VOLUMES 16       /* per container */
+#define REV_MAX_ROLES 8          /* per container */
+#define REV_MAX_LXC 64           /* extra lxc.* keys per container */
+#define REV_MAX_PATH 4096        /* volume paths, spec-mode source paths */
+#define REV_MAX_NUMBER 9007199254740991ull /* 2^53-1: exact in every JSON reader */
+
+#define REV_SPEC "cairn-revision@1"
+#define SIG_SPEC "cairn-signature@1"
+#define SIG_ALG "ecdsa-p256-sha256"
+#define SIG_MAX_FILE (64u * 1024) /* bytes of revision.sig */
+#define SIG_MAX_SIGS 16
+#define TRUST_MAX_KEYS 32
+
+enum ctr_goal { GOAL_MOUNTED, GOAL_STARTED, GOAL_READY };
+enum restart_policy { RESTART_NO, RESTART_ON_FAILURE, RESTART_ALWAYS };
+enum update_mode { UPDATE_LIVE, UPDATE_REBOOT };
+enum persistence { PERSIST_PERMANENT, PERSIST_REVISION, PERSIST_BOOT };
+enum obj_format { OBJ_RAW, OBJ_SQUASHFS };
+/* Where cairn-pack builds an object from (spec documents only). */
+enum obj_src { OBJ_SRC_NONE, OBJ_SRC_DIR, OBJ_SRC_TAR, OBJ_SRC_FILE };
+
+struct rev_objref {
+	bool present;
+	struct digest digest;
+	uint64_t size;
+	enum obj_format format;
+	enum obj_src src; /* != NONE only when parsed with REV_PARSE_SPEC */
+	char *src_path;
+};
+
+struct rev_group {
+	char name[NAME_MAX_LEN + 1];
+	unsigned timeout_s;
+};
+
+struct rev_volume {
+	char name[NAME_MAX_LEN + 1];
+	char *path; /* absolute path inside the container */
+	enum persistence persistence;
+};
+
+struct rev_kv {
+	char *key;
+	char *value;
+};
+
+struct rev_container {
+	char name[NAME_MAX_LEN + 1];
+	unsigned group; /* index into revision.groups */
+	struct rev_objref rootfs;
+	char **exec;
+	size_t nexec;
+	enum ctr_goal goal;
+	enum restart_policy restart;
+	enum update_mode update;
+	struct rev_volume *volumes;
+	size_t nvolumes;
+	char (*roles)[NAME_MAX_LEN + 1];
+	size_t nroles;
+	struct rev_kv *lxc;
+	size_t nlxc;
+};
+
+struct rev_bsp {
+	bool present;
+	struct rev_objref kernel;   /* required when bsp is present */
+	struct rev_objref initrd;   /* optional */
+	struct rev_objref modules;  /* optional, squashfs mounted at /lib/modules */
+	struct rev_objref firmware; /* optional, squashfs mounted at /lib/firmware */
+	char *cmdline;
+};
+
+struct revision {
+	uint64_t number;
+	char created[32];
+	struct rev_bsp bsp;
+	struct rev_group groups[REV_MAX_GROUPS];
+	size_t ngroups;
+	struct rev_container *containers;
+	size_t ncontainers;
+};
+
+enum rev_parse_mode {
+	REV_PARSE_DEVICE, /* every object named by digest and size */
+	REV_PARSE_SPEC,   /* cairn-pack build input: objects may be {"dir"|"tar"|"file": PATH} */
+};
+
+/* Parse and validate doc[0..len). On error nothing is allocated, e->field
+ * names the field and e->msg reads "<field>: <what is wrong>". */
+int revision_parse(const char *doc, size_t len, enum rev_parse_mode mode, struct revision **out,
+		   struct err *e) _must_check_;
+void revision_free(struct revision *r);
+/* Serialize in the canonical form (pretty, stable key order). Fails if an
+ * object still has a source instead of a digest. Parsing the output in
+ * DEVICE mode gives back an equal revision. */
+int revision_write(const struct revision *r, struct jw *w, struct err *e) _must_check_;
+const struct rev_container *revision_container(const struct revision *r, const char *name);
+/* Every object the revision references (containers' rootfs, BSP parts), in
+ * document order, with the field that names it ("containers[1].rootfs"). */
+struct rev_object_use {
+	const struct rev_objref *ref;
+	char field[64];
+};
+size_t revision_objects(const struct revision *r, struct rev_object_use *out, size_t max);
+#define REV_MAX_OBJECTS (REV_MAX_CONTAINERS + 4)
+
+const char *ctr_goal_name(enum ctr_goal g);
+const char *restart_policy_name(enum restart_policy p);
+const char *persistence_name(enum persistence p);
+
+/* True if an lxc.* key may be set from a revision (see REVISION.md: the deny
+ * list keeps cairn's own rootfs, mounts, hooks, console and isolation). */
+bool revision_lxc_key_allowed(const char *key);
+
+/* ---- signatures ---- */
+
+struct trust;
+
+/* Load trusted public keys: `path` is one PEM public key file, or a directory
+ * whose *.pub files are PEM public keys (ECDSA P-256) and whose optional file
+ * `threshold` holds the number of distinct valid signatures required
+ * (default 1). */
+int trust_load(const char *path, struct trust **out, struct err *e) _must_check_;
+void trust_free(struct trust *t);
+unsigned trust_threshold(const struct trust *t);
+size_t trust_count(const struct trust *t);
+
+/* Key id: "sha256:<hex>" of the public key's DER (SubjectPublicKeyInfo). */
+int sig_keyid_from_pem(const char *pem, size_t len, struct digest *out, struct err *e) _must_check_;
+
+/* Verify sig[0..siglen) (a revision.sig) over the exact bytes doc[0..doclen).
+ * 0 when at least trust_threshold() distinct trusted keys signed validly;
+ * *nvalid (may be NULL) gets the count. Errors say why: malformed file,
+ * unknown algorithm, key not trusted, bad signature, below threshold. */
+int sig_verify(const struct trust *t, const char *doc, size_t doclen, const char *sig,
+	       size_t siglen, unsigned *nvalid, struct err *e) _must_check_;
+
+#endif
