@@ -95,4 +95,50 @@ int storage_object_remove(struct storage *s, const struct digest *d, struct err 
 /* Bytes available to cairn on the storage filesystem (statvfs f_bavail). */
 int storage_free_bytes(struct storage *s, uint64_t *out, struct err *e) _must_check_;
 
+/* ---- mounts, volumes, state dirs (storage/mount.c) ----
+ * Mounts are not durable state: they are never counted as durable ops. */
+
+/* Loop-mount a squashfs image at `target` (an existing dir): read-only,
+ * nodev, nosuid. The loop device is taken with LOOP_CTL_GET_FREE (the race
+ * with another taker is retried), configured read-only with autoclear, so
+ * it is released with the last unmount. ENODEV from mount(2) is reported as
+ * "kernel lacks squashfs". */
+int storage_mount_squashfs(const char *image, const char *target, struct err *e) _must_check_;
+/* overlay at target: lower read-only, upper and work dirs on one filesystem. */
+int storage_mount_overlay(const char *lower, const char *upper, const char *work,
+			  const char *target, struct err *e) _must_check_;
+/* tmpfs at target with mount data `opts` (e.g. "mode=0755,size=16m"); nodev, nosuid. */
+int storage_mount_tmpfs(const char *target, const char *opts, struct err *e) _must_check_;
+/* Bind `source` (dir or file) onto `target`; read-only remount when asked. */
+int storage_mount_bind(const char *source, const char *target, bool readonly,
+		       struct err *e) _must_check_;
+/* Unmount target; EINVAL/ENOENT (not mounted) is success. A busy mount is
+ * detached (MNT_DETACH) and reported in the error. */
+int storage_umount(const char *target, struct err *e) _must_check_;
+/* True if `path` is a mount point (its st_dev differs from its parent's, or
+ * it appears in /proc/self/mountinfo). */
+bool storage_is_mountpoint(const char *path);
+/* mkdir -p (not durable: for runtime state under tmpfs). */
+int storage_mkdir_p(const char *path, mode_t mode, struct err *e) _must_check_;
+/* rm -rf of a directory tree that must not contain mount points (refuses,
+ * with an error, to cross into another filesystem). */
+int storage_rmtree(const char *path, struct err *e) _must_check_;
+
+/* Persistent volume directory <root>/volumes/<rel>, every missing component
+ * created durably; `rel` is made of names the caller validated, e.g.
+ * "permanent/net/state" or "revision/12/net/state". Absolute path in buf. */
+int storage_volume_dir(struct storage *s, const char *rel, char *buf, size_t cap,
+		       struct err *e) _must_check_;
+
+/* ---- container logs (storage/logs.c) ----
+ * An append-only log file capped at max_bytes: when a write would pass the
+ * cap, the file is rotated to <path>.1.lz4 (lz4 frame, the older <path>.N.lz4
+ * shifted up, at most `keep` rotated segments) and a fresh file started.
+ * Log writes are not durable ops (no fsync): logs are best-effort. */
+struct logfile;
+int storage_log_open(const char *path, uint64_t max_bytes, unsigned keep, struct logfile **out,
+		     struct err *e) _must_check_;
+int storage_log_write(struct logfile *lf, const void *buf, size_t len, struct err *e) _must_check_;
+void storage_log_close(struct logfile *lf);
+
 #endif

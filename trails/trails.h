@@ -162,4 +162,31 @@ int sig_keyid_from_pem(const char *pem, size_t len, struct digest *out, struct e
 int sig_verify(const struct trust *t, const char *doc, size_t doclen, const char *sig,
 	       size_t siglen, unsigned *nvalid, struct err *e) _must_check_;
 
+/* ---- installed revisions and boot state (trails/boot.c, trails/install.c) ----
+ * <storage>/trails/<rev>/{revision.json,revision.sig}: an installed revision
+ * appears under its final name in one rename, only after its signature,
+ * schema and every object were verified. <storage>/boot.json holds the boot
+ * state; every change to it is one durable write. */
+struct storage;
+
+struct boot_state {
+	uint64_t committed; /* 0: none (a device that was never provisioned) */
+	uint64_t try_rev;   /* 0: no try */
+	unsigned tries;
+};
+
+/* A missing boot.json reads as all zeroes; a corrupt one is an error. */
+int trails_boot_read(struct storage *s, struct boot_state *out, struct err *e) _must_check_;
+int trails_boot_write(struct storage *s, const struct boot_state *bs, struct err *e) _must_check_;
+/* Install the revision in directory `dir` (cairn-pack's OUT layout): verify
+ * signature and schema, put every object (verified) into the store, then
+ * place trails/<rev>/. *rev gets its number. Nothing is left on failure but
+ * objects that were verified. */
+int trails_install_dir(struct storage *s, const char *dir, const struct trust *t, uint64_t *rev,
+		       struct err *e) _must_check_;
+/* Load installed revision `rev` for running it: signature, schema, and every
+ * object present with its declared size and digest (re-hashed). */
+int trails_load(struct storage *s, uint64_t rev, const struct trust *t, struct revision **out,
+		struct err *e) _must_check_;
+
 #endif

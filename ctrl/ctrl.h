@@ -1,0 +1,37 @@
+/* ctrl/ctrl.h — the control API: HTTP/1.1 + JSON over unix stream sockets,
+ * served by libmicrohttpd driven from cairn's own epoll loop (no threads).
+ * ctrl/API.md is the full spec.
+ *
+ * Sockets: the admin socket (root only, checked with SO_PEERCRED) and one
+ * socket per container; the server knows a container caller by the socket
+ * the request came through, never by anything the caller says. */
+#ifndef CAIRN_CTRL_H
+#define CAIRN_CTRL_H
+
+#include <stdint.h>
+
+#include "../lib/err.h"
+#include "../lib/loop.h"
+#include "../runtime/runtime.h"
+
+struct ctrl;
+
+struct ctrl_config {
+	struct loop *loop;
+	struct runtime *rt;
+	const char *admin_path; /* e.g. /run/cairn/ctrl.sock; NULL = none */
+	unsigned max_conns;     /* per socket */
+	unsigned conn_timeout_s;
+};
+
+int ctrl_new(const struct ctrl_config *cfg, struct ctrl **out, struct err *e) _must_check_;
+void ctrl_free(struct ctrl *c);
+/* The revision the device runs, for GET /v1/status. */
+void ctrl_set_revision(struct ctrl *c, uint64_t rev);
+/* Listening socket for container `name` at host path `path` (mode 0666: the
+ * container's root may not map to host root). Replaces an old one. */
+int ctrl_container_add(struct ctrl *c, const char *name, const char *path,
+		       struct err *e) _must_check_;
+void ctrl_container_remove(struct ctrl *c, const char *name);
+
+#endif
