@@ -7,7 +7,9 @@
 #ifndef CAIRN_PACK_H
 #define CAIRN_PACK_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "../../lib/err.h"
 
@@ -32,5 +34,10 @@ int pack_build(const char *spec_path, const char *outdir, struct err *e) _must_c
  * line like "revision 12: 3 containers, 4 objects, 1/1 signatures valid". */
 int pack_verify(const char *outdir, const char *trust_path, char *summary, size_t cap,
 		struct err *e) _must_check_;
+
+/* install.c — provisioning: install OUT into a storage directory (verified
+ * against trust_path) and make it the committed revision. */
+int pack_install(const char *outdir, const char *storage_dir, const char *trust_path, bool force,
+		 uint64_t *rev, struct err *e) _must_check_;
 
 #endif
