@@ -134,6 +134,9 @@ fuzz: deps $(FUZZ_BINS)
 	@set -e; for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p build/fuzz/corpus-$$n; \
 		$$f -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus-$$n test/fuzz/corpus/$$n; done
 
+run: deps all
+	tools/demo/run
+
 clean:
 	rm -rf build
 
