@@ -9,7 +9,7 @@ BUILD := build/san
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 endif
 
-CC ?= gcc
+CC := gcc
 WARN := -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wformat=2 -Wvla \
 	-Wimplicit-fallthrough -Wno-missing-field-initializers
 HARDEN := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fstack-clash-protection -fPIE
@@ -80,13 +80,13 @@ $(BUILD)/libpack.a: $(PACK_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/cairn-pack: $(BUILD)/tools/pack/main.o $(BUILD)/libpack.a $(ARCHIVES)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CRYPTO)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o %.a,$^) $(LIBS_CRYPTO)
 
 $(BUILD)/cairn: $(patsubst %.c,$(BUILD)/%.o,$(wildcard init/*.c)) $(ARCHIVES)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CAIRN)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o %.a,$^) $(LIBS_CAIRN)
 
 $(BUILD)/cairnctl: $(patsubst %.c,$(BUILD)/%.o,$(wildcard tools/ctl/*.c)) $(ARCHIVES)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CRYPTO)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o %.a,$^) $(LIBS_CRYPTO)
 
 # The probe runs inside test containers: static, no sanitizers.
 $(PROBE): test/probe/probe.c
@@ -96,11 +96,11 @@ $(PROBE): test/probe/probe.c
 # ---- tests ----
 $(BUILD)/test/unit/%: test/unit/%.c $(BUILD)/libpack.a $(ARCHIVES)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Wno-missing-prototypes $(LDFLAGS) -o $@ $^ -lcmocka $(LIBS_CAIRN)
+	$(CC) $(CFLAGS) -Wno-missing-prototypes $(LDFLAGS) -o $@ $(filter %.c %.a,$^) -lcmocka $(LIBS_CAIRN)
 
 $(BUILD)/test/replay/%: test/fuzz/%_fuzz.c test/fuzz/replay.c $(ARCHIVES)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Wno-missing-prototypes $(LDFLAGS) -o $@ $^ $(LIBS_CAIRN)
+	$(CC) $(CFLAGS) -Wno-missing-prototypes $(LDFLAGS) -o $@ $(filter %.c %.a,$^) $(LIBS_CAIRN)
 
 test-unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
@@ -127,7 +127,7 @@ FUZZ_CFLAGS := -std=gnu11 -O1 -g -I. -fsanitize=fuzzer,address,undefined
 FUZZ_LIB_SRC := $(foreach m,trails storage lib,$(call src_of,$(m)))
 build/fuzz/%: test/fuzz/%_fuzz.c $(FUZZ_LIB_SRC)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ $^ $(LIBS_CRYPTO)
+	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(LIBS_CRYPTO)
 
 FUZZ_SECONDS ?= 60
 fuzz: deps $(FUZZ_BINS)

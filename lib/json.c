@@ -1,4 +1,10 @@
 /* lib/json.c — see json.h. */
+
+/* jsmn is header-only: this file holds its one definition. It must come
+ * before json.h, whose include of jsmn.h (declarations only) is then a no-op. */
+#define JSMN_STRICT
+#include <jsmn.h>
+
 #include "json.h"
 
 #include <errno.h>
@@ -6,10 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* jsmn is header-only: this file holds its one definition. */
-#undef JSMN_HEADER
-#include <jsmn.h>
 
 /* ---------------- writer ---------------- */
 
