@@ -15,6 +15,7 @@
 #include "util.h"
 
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -155,9 +156,18 @@ SHA_TARGET static void sha256_blocks_shani(uint32_t h[8], const uint8_t *p, size
 
 static bool cpu_has_shani(void)
 {
+#if defined(__clang__)
+	/* clang 14's __builtin_cpu_supports does not know "sha" (the fuzz
+	 * targets are built with clang): ask cpuid directly. */
+	unsigned a, b, c, d;
+	if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_SSE4_1) || !(c & bit_SSSE3))
+		return false;
+	return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & bit_SHA);
+#else
 	__builtin_cpu_init();
 	return __builtin_cpu_supports("sha") && __builtin_cpu_supports("sse4.1") &&
 	       __builtin_cpu_supports("ssse3");
+#endif
 }
 #else
 static bool cpu_has_shani(void)
@@ -212,6 +222,8 @@ void sha256_update(struct sha256 *c, const void *data, size_t len)
 {
 	const uint8_t *p = data;
 	sha256_blocks_fn fn = sha256_blocks();
+	if (len == 0)
+		return; /* data may be NULL */
 	c->total += len;
 	if (c->used > 0) {
 		size_t take = 64 - c->used < len ? 64 - c->used : len;

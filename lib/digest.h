@@ -41,5 +41,8 @@ void sha256_init(struct sha256 *c);
 void sha256_update(struct sha256 *c, const void *data, size_t len);
 void sha256_final(struct sha256 *c, struct digest *out);
 void sha256_buf(const void *data, size_t len, struct digest *out);
+/* Which implementation runs: "sha-ni" or "portable" (CAIRN_SHA256_PORTABLE=1
+ * forces the portable one; read once). */
+const char *sha256_impl(void);
 
 #endif
