@@ -22,7 +22,6 @@
 /* Test-only: the name of the block function in use ("sha-ni" or "portable").
  * Declared here rather than in digest.h, which does not carry test hooks;
  * test/unit/digest_test.c declares it too. */
-const char *sha256_impl(void);
 
 typedef void (*sha256_blocks_fn)(uint32_t h[8], const uint8_t *p, size_t nblocks);
 
