@@ -79,7 +79,8 @@ $(foreach m,$(MODULES),$(eval $(call ARCHIVE_RULE,$(m))))
 $(BUILD)/libpack.a: $(PACK_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/cairn-pack: $(BUILD)/tools/pack/main.o $(BUILD)/libpack.a $(ARCHIVES)
+$(BUILD)/cairn-pack: $(BUILD)/tools/pack/main.o $(BUILD)/libpack.a \
+		$(foreach m,trails storage lib,$(call archive,$(m)))
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o %.a,$^) $(LIBS_CRYPTO)
 
 $(BUILD)/cairn: $(patsubst %.c,$(BUILD)/%.o,$(wildcard init/*.c)) $(ARCHIVES)

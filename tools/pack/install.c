@@ -20,10 +20,10 @@ int pack_install(const char *outdir, const char *storage_dir, const char *trust_
 	_cleanup_(trust_freep) struct trust *t = NULL;
 	int r = trust_load(trust_path, &t, e);
 	if (r < 0)
-		return err_prefix(e, "trust %s", trust_path);
+		return r;
 	_cleanup_(storage_closep) struct storage *s = NULL;
 	if ((r = storage_open(storage_dir, &s, e)) < 0)
-		return err_prefix(e, "storage %s", storage_dir);
+		return r;
 	struct boot_state bs;
 	if ((r = trails_boot_read(s, &bs, e)) < 0)
 		return r;

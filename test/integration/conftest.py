@@ -1,0 +1,61 @@
+"""Fixtures for the integration tests (run as root by `make test-integration`,
+with CAIRN_BUILD = the absolute build directory)."""
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+import helpers
+
+
+@pytest.fixture(scope="session")
+def build():
+    """The build directory, with the binaries the tests drive."""
+    b = helpers.build_dir()
+    for name in ("cairn-pack", "probe"):
+        if not (b / name).exists():
+            pytest.fail(f"{b / name} missing: run `make` first (or `make test-integration`)")
+    return b
+
+
+@pytest.fixture
+def tmp():
+    """A private temp dir, removed after the test whatever its outcome."""
+    d = Path(tempfile.mkdtemp(prefix="cairn-it-"))
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+        assert not d.exists(), f"could not remove {d}"
+
+
+@pytest.fixture
+def keys(build, tmp):
+    """A fresh signing key pair: (tmp/keys/signing.key, tmp/keys/signing.pub)."""
+    d = tmp / "keys"
+    helpers.pack_ok("keygen", d)
+    return d / "signing.key", d / "signing.pub"
+
+
+@pytest.fixture
+def rootfs(build, tmp):
+    """make_rootfs(name, **kw) -> tmp/<name>, a busybox + probe rootfs dir."""
+    def make(name, **kw):
+        return helpers.make_rootfs(tmp / name, **kw)
+    return make
+
+
+@pytest.fixture
+def spec(tmp):
+    """write_spec(containers, name="spec.json", **kw) -> tmp/<name>."""
+    def write(containers, name="spec.json", **kw):
+        return helpers.write_spec(tmp / name, containers, **kw)
+    return write
+
+
+@pytest.fixture(autouse=True)
+def _root_only():
+    if os.geteuid() != 0:
+        pytest.skip("integration tests run as root (make test-integration)")

@@ -1,0 +1,244 @@
+/* tools/pack/main.c — the cairn-pack command line (see README.md).
+ *
+ *   cairn-pack COMMAND ARGS...
+ *
+ * Exit status: 0 done, 1 the operation failed (message on stderr as
+ * "cairn-pack: COMMAND: reason"), 2 usage error.
+ *
+ * Adding a command: write `static int cmd_foo(const struct args *a, struct err *e)`
+ * and describe its positionals and options in a `struct cmd` entry of `cmds[]`.
+ * Argument checking (counts, required options, flags, --help) and the usage
+ * text are done here once for all. */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../../lib/cleanup.h"
+#include "../../lib/err.h"
+#include "../../lib/util.h"
+#include "pack.h"
+
+enum {
+	EXIT_OK = 0,
+	EXIT_FAILED = 1,
+	EXIT_USAGE = 2,
+};
+
+#define CMD_MAX_POS 4
+#define CMD_MAX_OPTS 4
+
+struct opt {
+	const char *name; /* "--out" */
+	const char *arg;  /* value placeholder for the usage text; NULL: a flag */
+	bool required;
+};
+
+struct args {
+	const char *pos[CMD_MAX_POS];
+	const char *opt[CMD_MAX_OPTS]; /* values, by index into cmd.opts; NULL if absent,
+					* "" for a flag that is present */
+};
+
+struct cmd {
+	const char *name;
+	const char *pos;  /* positional placeholders for the usage text */
+	unsigned npos;    /* exactly this many positionals */
+	struct opt opts[CMD_MAX_OPTS];
+	const char *help; /* one line */
+	int (*run)(const struct args *a, struct err *e);
+};
+
+/* ---------------- commands ---------------- */
+
+static int cmd_keygen(const struct args *a, struct err *e)
+{
+	/* a new key directory is private; an existing one is taken as it is */
+	if (mkdir(a->pos[0], 0700) < 0 && errno != EEXIST)
+		return err_set(e, errno, "create %s: %s", a->pos[0], strerror(errno));
+	int r = pack_keygen(a->pos[0], e);
+	if (r < 0)
+		return r;
+	printf("wrote %s/signing.key (keep it secret) and %s/signing.pub\n", a->pos[0],
+	       a->pos[0]);
+	return 0;
+}
+
+static int cmd_build(const struct args *a, struct err *e)
+{
+	int r = pack_build(a->pos[0], a->opt[0], e);
+	if (r < 0)
+		return r;
+	printf("built %s/revision.json (unsigned: run cairn-pack sign)\n", a->opt[0]);
+	return 0;
+}
+
+static int cmd_sign(const struct args *a, struct err *e)
+{
+	int r = pack_sign(a->pos[0], a->opt[0], e);
+	if (r < 0)
+		return r;
+	printf("signed %s/revision.json\n", a->pos[0]);
+	return 0;
+}
+
+static int cmd_verify(const struct args *a, struct err *e)
+{
+	char summary[256];
+	int r = pack_verify(a->pos[0], a->opt[0], summary, sizeof(summary), e);
+	if (r < 0)
+		return r;
+	printf("%s\n", summary);
+	return 0;
+}
+
+static int cmd_install(const struct args *a, struct err *e)
+{
+	uint64_t rev = 0;
+	/* a fresh device storage is created; its parent must exist */
+	if (mkdir(a->opt[0], 0755) < 0 && errno != EEXIST)
+		return err_set(e, errno, "create %s: %s", a->opt[0], strerror(errno));
+	int r = pack_install(a->pos[0], a->opt[0], a->opt[1], a->opt[2] != NULL, &rev, e);
+	if (r < 0)
+		return r;
+	printf("installed revision %llu into %s as its committed revision\n",
+	       (unsigned long long)rev, a->opt[0]);
+	return 0;
+}
+
+static const struct cmd cmds[] = {
+	{"keygen", "DIR", 1, {{0}}, "create DIR/signing.key and DIR/signing.pub (ECDSA P-256)",
+	 cmd_keygen},
+	{"build", "SPEC.json", 1, {{"--out", "OUT", true}},
+	 "build the objects and OUT/revision.json described by SPEC.json", cmd_build},
+	{"sign", "OUT", 1, {{"--key", "KEY", true}},
+	 "add a signature by KEY (PEM private key) to OUT/revision.sig", cmd_sign},
+	{"verify", "OUT", 1, {{"--trust", "PUB_OR_DIR", true}},
+	 "check OUT's signature against trusted keys, its schema and every object", cmd_verify},
+	{"install", "OUT", 1,
+	 {{"--storage", "DIR", true}, {"--trust", "PUB_OR_DIR", true}, {"--force", NULL, false}},
+	 "provision: install OUT into a device storage DIR as its committed revision", cmd_install},
+};
+
+/* ---------------- argument handling ---------------- */
+
+static void usage_cmd(FILE *f, const struct cmd *c)
+{
+	fprintf(f, "  cairn-pack %s %s", c->name, c->pos);
+	for (unsigned i = 0; i < CMD_MAX_OPTS && c->opts[i].name; i++) {
+		const struct opt *o = &c->opts[i];
+		fprintf(f, " %s%s%s%s%s", o->required ? "" : "[", o->name, o->arg ? " " : "",
+			o->arg ? o->arg : "", o->required ? "" : "]");
+	}
+	fprintf(f, "\n      %s\n", c->help);
+}
+
+static int usage(const struct cmd *only)
+{
+	fprintf(stderr, "usage:\n");
+	for (size_t i = 0; i < ARRAY_SIZE(cmds); i++)
+		if (!only || only == &cmds[i])
+			usage_cmd(stderr, &cmds[i]);
+	if (!only)
+		fprintf(stderr, "exit status: 0 done, 1 failed, 2 usage error\n");
+	return EXIT_USAGE;
+}
+
+static int usage_error(const struct cmd *c, const char *what, const char *arg)
+{
+	fprintf(stderr, "cairn-pack: %s: %s%s%s\n", c->name, what, arg ? " " : "", arg ? arg : "");
+	return usage(c);
+}
+
+static int opt_index(const struct cmd *c, const char *name)
+{
+	for (int i = 0; i < CMD_MAX_OPTS && c->opts[i].name; i++)
+		if (!strcmp(c->opts[i].name, name))
+			return i;
+	return -1;
+}
+
+/* The value of option o at argv[*i] ("=VALUE" in eq, or the next argument),
+ * "" for a flag; NULL if a value is missing or given to a flag. */
+static const char *opt_value(const struct opt *o, const char *eq, int argc, char **argv, int *i)
+{
+	if (!o->arg)
+		return eq ? NULL : "";
+	if (eq)
+		return eq + 1;
+	return *i + 1 < argc ? argv[++*i] : NULL;
+}
+
+/* Options and positionals in any order; "--opt VALUE" or "--opt=VALUE";
+ * everything after "--" is positional. */
+static int args_parse(const struct cmd *c, int argc, char **argv, struct args *a)
+{
+	unsigned npos = 0;
+	bool only_pos = false;
+	for (int i = 0; i < argc; i++) {
+		const char *s = argv[i];
+		if (!only_pos && !strcmp(s, "--")) {
+			only_pos = true;
+			continue;
+		}
+		if (only_pos || s[0] != '-' || !s[1]) {
+			if (npos >= c->npos)
+				return usage_error(c, "unexpected argument", s);
+			a->pos[npos++] = s;
+			continue;
+		}
+		if (!strcmp(s, "--help") || !strcmp(s, "-h"))
+			return usage(c);
+		const char *eq = strchr(s, '=');
+		char name[32];
+		if (str_fmt(name, sizeof(name), "%.*s", eq ? (int)(eq - s) : (int)strlen(s), s) < 0)
+			return usage_error(c, "unknown option", s);
+		int k = opt_index(c, name);
+		if (k < 0)
+			return usage_error(c, "unknown option", s);
+		if (a->opt[k])
+			return usage_error(c, "option given twice:", name);
+		a->opt[k] = opt_value(&c->opts[k], eq, argc, argv, &i);
+		if (!a->opt[k])
+			return usage_error(c, c->opts[k].arg ? "missing value for" : "no value allowed for",
+					   name);
+	}
+	if (npos < c->npos)
+		return usage_error(c, "missing", c->pos);
+	for (int k = 0; k < CMD_MAX_OPTS && c->opts[k].name; k++)
+		if (c->opts[k].required && !a->opt[k])
+			return usage_error(c, "missing option", c->opts[k].name);
+	return 0;
+}
+
+static const struct cmd *cmd_find(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(cmds); i++)
+		if (!strcmp(cmds[i].name, name))
+			return &cmds[i];
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2)
+		return usage(NULL);
+	const struct cmd *c = cmd_find(argv[1]);
+	if (!c) {
+		if (strcmp(argv[1], "help") && strcmp(argv[1], "--help") && strcmp(argv[1], "-h"))
+			fprintf(stderr, "cairn-pack: unknown command '%s'\n", argv[1]);
+		return usage(NULL);
+	}
+	struct args a = {{0}};
+	int r = args_parse(c, argc - 2, argv + 2, &a);
+	if (r)
+		return r;
+	struct err e = ERR_INIT;
+	if (c->run(&a, &e) < 0) {
+		fprintf(stderr, "cairn-pack: %s: %s\n", c->name, e.msg[0] ? e.msg : "failed");
+		return EXIT_FAILED;
+	}
+	return EXIT_OK;
+}
