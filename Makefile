@@ -128,7 +128,7 @@ FUZZ_CFLAGS := -std=gnu11 -O1 -g -I. -fsanitize=fuzzer,address,undefined
 FUZZ_LIB_SRC := $(foreach m,trails storage lib,$(call src_of,$(m)))
 build/fuzz/%: test/fuzz/%_fuzz.c $(FUZZ_LIB_SRC)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(LIBS_CRYPTO)
+	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(LIBS_CRYPTO) -llz4
 
 FUZZ_SECONDS ?= 60
 fuzz: deps $(FUZZ_BINS)
