@@ -91,14 +91,18 @@ def our_loops(root):
 class Device:
     def __init__(self, root):
         self.root = str(root)
+        os.makedirs(self.root, exist_ok=True)
         self.keys = os.path.join(self.root, "keys")
         self.storage = os.path.join(self.root, "storage")
         self.sock = os.path.join(self.root, "ctrl.sock")
         self.proc = None
         self.log_path = os.path.join(self.root, "cairn.log")
         self._log = None
+        self.trust = os.path.join(self.root, "trust")
         if not os.path.exists(os.path.join(self.keys, "signing.key")):
             pack("keygen", self.keys)
+            os.makedirs(self.trust, exist_ok=True)
+            shutil.copy(os.path.join(self.keys, "signing.pub"), self.trust)
 
     def rootfs(self, name="rootfs"):
         p = os.path.join(self.root, name)
@@ -136,7 +140,7 @@ class Device:
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [os.path.join(BUILD, "cairn"), "--sandbox", "--storage", self.storage,
-             "--trust", os.path.join(self.keys, "signing.pub"), "--admin-socket", self.sock,
+             "--trust", self.trust, "--admin-socket", self.sock,
              "--log-level", "debug"],
             stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         if wait_socket:

@@ -11,7 +11,7 @@ import pytest
 
 from device import Device, descendants, our_loops, our_mounts, proc_state
 
-SLEEP = ["/bin/sleep", "2147483647"]
+SLEEP = ["/bin/probe", "sleep", "9999999"]  # exits 0 on SIGTERM
 
 
 @pytest.fixture
@@ -21,8 +21,15 @@ def dev():
     try:
         yield d
     finally:
-        d.kill()
-        # the sandbox's mounts die with its namespace: nothing may remain
+        try:
+            d.stop()
+        finally:
+            d.kill()
+        # the sandbox's mounts die with its namespace, and their autoclear loop
+        # devices with them (the kernel tears a dead namespace down lazily)
+        end = time.monotonic() + 10
+        while (our_mounts(root) or our_loops(root)) and time.monotonic() < end:
+            time.sleep(0.1)
         left_mounts, left_loops = our_mounts(root), our_loops(root)
         shutil.rmtree(root, ignore_errors=True)
         assert not left_mounts, left_mounts
@@ -36,7 +43,7 @@ def boot(dev, containers, **kw):
 
 def test_groups_start_in_order_and_ready_goal_needs_the_ready_call(dev):
     gate = ("while [ ! -e /data/go ]; do sleep 0.1; done; "
-            "/bin/probe ready && exec sleep 2147483647")
+            "/bin/probe ready && exec /bin/probe sleep 9999999")
     boot(dev, [
         {"name": "plat", "group": "platform", "exec": SLEEP},
         {"name": "gate", "group": "middleware", "exec": ["/bin/sh", "-c", gate],
@@ -94,7 +101,7 @@ def test_crashing_container_restarts_with_growing_delays(dev):
 
 def test_orphaned_grandchildren_are_reaped(dev):
     boot(dev, [{"name": "orphans", "group": "app",
-                "exec": ["/bin/probe", "spawn-orphans", "100", "--", "sleep", "2147483647"]}])
+                "exec": ["/bin/probe", "spawn-orphans", "100", "--", "sleep", "9999999"]}])
     dev.wait_state("orphans", "STARTED")
 
     def zombies():
@@ -167,7 +174,7 @@ def test_bad_signature_is_never_started(dev):
 
 def test_permanent_volume_survives_a_restart_and_boot_volume_does_not(dev):
     script = ("echo x >> /perm/f; echo x >> /boot/f; "
-              "echo counts perm=$(wc -l < /perm/f) boot=$(wc -l < /boot/f); exec sleep 2147483647")
+              "echo counts perm=$(wc -l < /perm/f) boot=$(wc -l < /boot/f); exec /bin/probe sleep 9999999")
     boot(dev, [{"name": "p", "group": "app", "exec": ["/bin/sh", "-c", script],
                 "volumes": [{"name": "perm", "path": "/perm", "persistence": "permanent"},
                             {"name": "boot", "path": "/boot", "persistence": "boot"}]}])
