@@ -10,7 +10,8 @@
  * open the control sockets, then start the containers group by group.
  * Signals (signalfd): SIGCHLD reaps; SIGTERM and SIGPWR stop everything in
  * reverse group order and power off; SIGINT (ctrl-alt-del) does the same and
- * reboots; SIGHUP is logged and ignored (no configuration to reload yet). */
+ * reboots — in sandbox mode SIGINT is a developer's Ctrl-C and powers off;
+ * SIGHUP is logged and ignored (no configuration to reload yet). */
 #define LOG_MODULE "orch"
 #include <errno.h>
 #include <signal.h>
@@ -87,8 +88,8 @@ static void orch_signal(const struct signalfd_siginfo *si, void *data)
 	case SIGPWR:
 		orch_shutdown(m, ORCH_EXIT_POWEROFF, si->ssi_signo == SIGTERM ? "SIGTERM" : "SIGPWR");
 		break;
-	case SIGINT:
-		orch_shutdown(m, ORCH_EXIT_REBOOT, "SIGINT");
+	case SIGINT: /* ctrl-alt-del on a device; Ctrl-C at the sandbox's terminal */
+		orch_shutdown(m, m->o->sandbox ? ORCH_EXIT_POWEROFF : ORCH_EXIT_REBOOT, "SIGINT");
 		break;
 	default:
 		log_info("signal %u ignored", si->ssi_signo);
