@@ -15,10 +15,25 @@
 #include "../runtime/runtime.h"
 
 struct ctrl;
+struct trails;
+struct storage;
+
+/* What only the orchestrator can do. */
+struct ctrl_hooks {
+	void *data;
+	void (*reboot)(void *data, const char *why);
+	void (*poweroff)(void *data, const char *why);
+};
+
+/* Roles a container may hold (granted by `roles` in the signed revision). */
+#define CTRL_ROLE_MGMT 1u /* install and run revisions, control other containers */
 
 struct ctrl_config {
 	struct loop *loop;
 	struct runtime *rt;
+	struct trails *tr;        /* update engine: revisions, objects, progress, gc (may be NULL in tests) */
+	struct storage *storage;  /* metadata under <storage>/meta/ */
+	struct ctrl_hooks hooks;
 	const char *admin_path; /* e.g. /run/cairn/ctrl.sock; NULL = none */
 	unsigned max_conns;     /* per socket */
 	unsigned conn_timeout_s;
@@ -33,5 +48,7 @@ void ctrl_set_revision(struct ctrl *c, uint64_t rev);
 int ctrl_container_add(struct ctrl *c, const char *name, const char *path,
 		       struct err *e) _must_check_;
 void ctrl_container_remove(struct ctrl *c, const char *name);
+/* Roles of a container's socket (CTRL_ROLE_* bits); 0 = the defaults only. */
+void ctrl_container_set_roles(struct ctrl *c, const char *name, unsigned roles);
 
 #endif

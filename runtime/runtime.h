@@ -124,4 +124,44 @@ void runtime_status(const struct runtime *rt, size_t i, struct rt_ctr_status *ou
 /* "starting", "ready" (every goal met), "degraded" (a goal failed), "stopping", "stopped" */
 const char *runtime_phase(const struct runtime *rt);
 
+/* ---- live switch and per-container control (issues 4 and 5) ---- */
+
+/* Make the running set equal to `ctrs` of revision `rev`, with the least
+ * disruption: a container whose resolved spec is identical (same name, group
+ * name, image, argv, goal, restart, volumes with their resolved host dirs —
+ * so a `revision` volume always differs across revisions —, lxc keys and
+ * control socket) keeps running with the same pid; a changed or removed one
+ * is stopped (reverse group order, grace then SIGKILL, unmounted); then new
+ * and changed containers start group by group, and `cb` reports the goals as
+ * for runtime_start (kept containers count as having reached their goal).
+ * Works whether or not anything runs (the first boot is an apply onto
+ * nothing). A second apply while one is in progress is refused (-EBUSY).
+ * On -errno nothing was changed. */
+int runtime_apply(struct runtime *rt, const char *rev, const struct rt_group_spec *groups,
+		  size_t ngroups, const struct rt_ctr_spec *ctrs, size_t nctrs, runtime_started_cb cb,
+		  void *data, struct err *e) _must_check_;
+/* Names of the containers the last runtime_apply stopped or started (for
+ * tests and the switch report), as a comma separated list into buf. */
+void runtime_apply_changes(const struct runtime *rt, char *buf, size_t cap);
+
+/* Operator control of one container (control API). stop: stays stopped
+ * (no restart) until start; restart: stop then start, keeping its goal.
+ * -ENOENT unknown name. */
+int runtime_ctr_stop(struct runtime *rt, const char *name, struct err *e) _must_check_;
+int runtime_ctr_start(struct runtime *rt, const char *name, struct err *e) _must_check_;
+int runtime_ctr_restart(struct runtime *rt, const char *name, struct err *e) _must_check_;
+
+/* What the update engine watches during a try. */
+enum rt_ctr_event {
+	RT_CTR_GOAL_MET, /* reached its status goal */
+	RT_CTR_EXITED,   /* its init exited (restarts says how often so far) */
+	RT_CTR_FAILED,   /* gave up: restart policy, mount or start failure */
+};
+typedef void (*runtime_event_cb)(void *data, const char *name, enum rt_ctr_event ev,
+				 unsigned restarts, const char *reason);
+void runtime_set_event_cb(struct runtime *rt, runtime_event_cb cb, void *data);
+/* Path of a container's current console log (logs/<rev>/<name>.log). */
+int runtime_log_path(const struct runtime *rt, const char *name, char *buf, size_t cap,
+		     struct err *e) _must_check_;
+
 #endif

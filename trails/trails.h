@@ -189,4 +189,110 @@ int trails_install_dir(struct storage *s, const char *dir, const struct trust *t
 int trails_load(struct storage *s, uint64_t rev, const struct trust *t, struct revision **out,
 		struct err *e) _must_check_;
 
+/* ---- the update engine (issues 4 and 5): trails/engine*.c ----
+ * One object owns what the device runs and every revision's progress:
+ *   RECEIVED -> DOWNLOADING -> INSTALLED -> TESTING -> DONE
+ *   or REJECTED (signature, schema, digest, downgrade, no space)
+ *   or FAILED (tried and rolled back; reason kept, never overwritten).
+ * The state of each revision is kept durably in its status.json (see
+ * trails/UPDATE.md, which owns the state table, the files and the reasons).
+ * It drives the runtime through runtime.h (trails -> runtime), never the
+ * other way; the orchestrator gives it the loop, the store and a reboot hook. */
+
+enum rev_state {
+	REV_RECEIVED,
+	REV_DOWNLOADING,
+	REV_INSTALLED,
+	REV_TESTING,
+	REV_DONE,
+	REV_REJECTED,
+	REV_FAILED,
+	REV_STATE_COUNT
+};
+const char *rev_state_name(enum rev_state s);
+
+struct loop;
+struct runtime;
+struct obj_writer;
+struct jw;
+struct trails;
+
+struct trails_hooks {
+	void *data;
+	/* Reboot now (after the engine wrote everything durably): the device's
+	 * bootloader (or the sandbox wrapper) boots what the boot state says. */
+	void (*reboot)(void *data, const char *why);
+	/* The revision now running changed (for GET /v1/status). */
+	void (*running)(void *data, uint64_t rev);
+	/* Create (or keep) the control socket of container `name` with `roles`
+	 * (TRAILS_ROLE_* bits); its host path into path. The orchestrator owns the
+	 * control API, so the engine asks it (trails never calls ctrl). */
+	int (*ctr_socket)(void *data, const char *name, unsigned roles, char *path, size_t cap,
+			  struct err *e);
+	void (*ctr_socket_drop)(void *data, const char *name);
+};
+
+#define TRAILS_ROLE_MGMT 1u /* "mgmt" in a container's roles */
+
+struct trails_config {
+	struct loop *loop;
+	struct storage *storage;
+	const struct trust *trust;
+	struct runtime *rt;
+	const char *statedir;    /* control sockets live in <statedir>/sock/ */
+	const char *bootloader;  /* "file" (boot.json), "uboot:<fw_env.config>", "grub:<grubenv>" */
+	uint64_t reserve_bytes;  /* free space always kept (space admission) */
+	unsigned crash_loop_max; /* exits of one container during a try that mean failure */
+	struct trails_hooks hooks;
+};
+
+int trails_new(const struct trails_config *cfg, struct trails **out, struct err *e) _must_check_;
+void trails_free(struct trails *tr);
+/* At boot: settle the boot state (a consumed try that did not commit is marked
+ * FAILED "interrupted"), then run the committed revision, or the try when the
+ * bootloader is booting it for the first time. Never starts anything that
+ * fails verification (the reason is kept). */
+int trails_boot(struct trails *tr, struct err *e) _must_check_;
+uint64_t trails_running(const struct trails *tr);
+
+/* Sideload step 1 (PUT /v1/revisions/REV): the document and signature. Verified
+ * (signature, schema, REV matches, downgrade), then space admission against the
+ * objects still missing. On success the revision is DOWNLOADING (or INSTALLED
+ * if nothing is missing); `missing` (may be NULL) lists the digests still
+ * needed. Failures leave the revision REJECTED with the reason on record. */
+struct trails_offer {
+	enum rev_state state;
+	size_t nmissing;
+	uint64_t missing_bytes;
+	struct digest missing[REV_MAX_OBJECTS];
+};
+int trails_offer(struct trails *tr, uint64_t rev, const char *doc, size_t doclen,
+		 const char *sig, size_t siglen, struct trails_offer *out,
+		 struct err *e) _must_check_;
+/* Sideload step 2 (PUT /v1/objects/sha256:HEX): objects are accepted only if
+ * a DOWNLOADING revision needs them (-ENOENT otherwise: nothing unasked fills
+ * the disk) and the space admission still holds (-ENOSPC). After a commit of
+ * the writer, call trails_object_stored: revisions whose last object arrived
+ * become INSTALLED. */
+int trails_object_begin(struct trails *tr, const struct digest *d, uint64_t size,
+			struct obj_writer **out, struct err *e) _must_check_;
+void trails_object_stored(struct trails *tr, const struct digest *d);
+bool trails_object_has(struct trails *tr, const struct digest *d);
+
+/* POST /v1/revisions/REV/run: switch to an INSTALLED revision (live or by
+ * reboot). `admin` = the local admin socket, the only caller allowed to run a
+ * revision lower than or equal to the committed one (if still installed). */
+int trails_run(struct trails *tr, uint64_t rev, bool admin, struct err *e) _must_check_;
+
+/* Garbage collection: remove revisions that are none of committed, try,
+ * running, the previous committed, or in progress, then every object no
+ * remaining revision references. Returns the bytes freed. */
+int trails_gc(struct trails *tr, uint64_t *freed, struct err *e) _must_check_;
+
+/* JSON views for the control API (written into w as one value each). */
+int trails_json_revisions(struct trails *tr, struct jw *w, struct err *e) _must_check_;
+int trails_json_revision(struct trails *tr, uint64_t rev, struct jw *w,
+			 struct err *e) _must_check_; /* -ENOENT unknown */
+int trails_json_progress(struct trails *tr, struct jw *w, struct err *e) _must_check_;
+
 #endif

@@ -1,0 +1,55 @@
+/* trails/trails_internal.h — shared between trails' .c files only.
+ *
+ *   bootenv.c   boot state backends: file (boot.json), uboot (libubootenv), grub (grubenv)
+ *   gc.c        space admission and garbage collection over the store
+ *   engine*.c   the update engine of trails.h (state table, offer, switch, rollback)
+ * See trails/UPDATE.md. */
+#ifndef CAIRN_TRAILS_INTERNAL_H
+#define CAIRN_TRAILS_INTERNAL_H
+
+#include "trails.h"
+
+/* ---- boot state backends (bootenv.c) ----
+ * struct boot_state semantics, whatever the backend:
+ *   committed  the revision the device falls back to
+ *   try_rev    a revision staged to be tried, 0 = none
+ *   tries      boots of the try left: 1 = staged, not booted yet; 0 = consumed
+ *              (the bootloader — or cairn itself, for a live switch — took it)
+ * A try with tries == 0 that is still in the state when cairn boots was
+ * interrupted (reboot, power cut, hang): cairn boots `committed` and marks it
+ * FAILED "interrupted".
+ * Backends:
+ *   "file"            <storage>/boot.json via trails_boot_read/write (sandbox, tests)
+ *   "uboot:<config>"  libubootenv with the fw_env.config at <config>:
+ *                     cairn_rev = committed, cairn_try = try_rev, and
+ *                     cairn_trying = try_rev once consumed (tries 0) / unset (tries 1);
+ *                     redundant environments honoured by libubootenv
+ *   "grub:<path>"     the 1024-byte grubenv block at <path>, same variable names,
+ *                     rewritten whole and atomically (temp, fsync, rename, fsync dir)
+ * Every write is one atomic operation of the backend. */
+struct bootenv;
+int bootenv_open(const char *spec, struct storage *s, struct bootenv **out,
+		 struct err *e) _must_check_;
+void bootenv_close(struct bootenv *b);
+const char *bootenv_name(const struct bootenv *b);
+int bootenv_read(struct bootenv *b, struct boot_state *out, struct err *e) _must_check_;
+int bootenv_write(struct bootenv *b, const struct boot_state *bs, struct err *e) _must_check_;
+
+/* ---- space admission and garbage collection (gc.c) ---- */
+
+/* Bytes the objects of `r` still need in the store (deduplicated: objects
+ * already present, and objects listed twice, count once). */
+uint64_t gc_missing_bytes(struct storage *s, const struct revision *r);
+/* 0 if `need` bytes fit with `reserve` bytes left free; -ENOSPC otherwise with
+ * the numbers in the message ("needs 12.0 MiB, 3.1 MiB free, 8.0 MiB reserve"). */
+int gc_admit(struct storage *s, uint64_t need, uint64_t reserve, struct err *e) _must_check_;
+/* Remove installed revisions (trails/<rev>/) not in keep[], then every object
+ * that no remaining installed revision references and that is not in
+ * keep_objects[] (objects of revisions still downloading). Durable; a crash
+ * part way leaves a consistent store (a revision dir goes first, its objects
+ * after). *freed gets the bytes removed. */
+int gc_collect(struct storage *s, const uint64_t *keep, size_t nkeep,
+	       const struct digest *keep_objects, size_t nkeep_objects, uint64_t *freed,
+	       struct err *e) _must_check_;
+
+#endif
