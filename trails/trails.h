@@ -131,6 +131,13 @@ struct rev_object_use {
 size_t revision_objects(const struct revision *r, struct rev_object_use *out, size_t max);
 #define REV_MAX_OBJECTS (REV_MAX_CONTAINERS + 4)
 
+/* Deep equality (every field, in order). A container's `group` is an index:
+ * compare group names yourself across revisions with other group lists. */
+bool revision_equal(const struct revision *a, const struct revision *b);
+bool revision_container_equal(const struct rev_container *a, const struct rev_container *b);
+bool revision_bsp_equal(const struct rev_bsp *a, const struct rev_bsp *b);
+bool revision_objref_equal(const struct rev_objref *a, const struct rev_objref *b);
+
 const char *ctr_goal_name(enum ctr_goal g);
 const char *restart_policy_name(enum restart_policy p);
 const char *persistence_name(enum persistence p);

@@ -93,58 +93,9 @@ static void bad(const char *doc, const char *field, const char *word)
 	bad_mode(doc, REV_PARSE_DEVICE, field, word);
 }
 
-static bool str_eq(const char *a, const char *b)
-{
-	return (!a && !b) || (a && b && strcmp(a, b) == 0);
-}
-
-static bool ref_eq(const struct rev_objref *a, const struct rev_objref *b)
-{
-	return a->present == b->present && digest_eq(&a->digest, &b->digest) &&
-	       a->size == b->size && a->format == b->format && a->src == b->src &&
-	       str_eq(a->src_path, b->src_path);
-}
-
-static bool ctr_eq(const struct rev_container *a, const struct rev_container *b)
-{
-	if (strcmp(a->name, b->name) || a->group != b->group || !ref_eq(&a->rootfs, &b->rootfs) ||
-	    a->nexec != b->nexec || a->goal != b->goal || a->restart != b->restart ||
-	    a->update != b->update || a->nvolumes != b->nvolumes || a->nroles != b->nroles ||
-	    a->nlxc != b->nlxc)
-		return false;
-	for (size_t i = 0; i < a->nexec; i++)
-		if (!str_eq(a->exec[i], b->exec[i]))
-			return false;
-	for (size_t i = 0; i < a->nvolumes; i++)
-		if (strcmp(a->volumes[i].name, b->volumes[i].name) ||
-		    !str_eq(a->volumes[i].path, b->volumes[i].path) ||
-		    a->volumes[i].persistence != b->volumes[i].persistence)
-			return false;
-	for (size_t i = 0; i < a->nroles; i++)
-		if (strcmp(a->roles[i], b->roles[i]))
-			return false;
-	for (size_t i = 0; i < a->nlxc; i++)
-		if (!str_eq(a->lxc[i].key, b->lxc[i].key) || !str_eq(a->lxc[i].value, b->lxc[i].value))
-			return false;
-	return true;
-}
-
 static bool rev_eq(const struct revision *a, const struct revision *b)
 {
-	if (a->number != b->number || strcmp(a->created, b->created) ||
-	    a->bsp.present != b->bsp.present || !ref_eq(&a->bsp.kernel, &b->bsp.kernel) ||
-	    !ref_eq(&a->bsp.initrd, &b->bsp.initrd) || !ref_eq(&a->bsp.modules, &b->bsp.modules) ||
-	    !ref_eq(&a->bsp.firmware, &b->bsp.firmware) || !str_eq(a->bsp.cmdline, b->bsp.cmdline) ||
-	    a->ngroups != b->ngroups || a->ncontainers != b->ncontainers)
-		return false;
-	for (size_t i = 0; i < a->ngroups; i++)
-		if (strcmp(a->groups[i].name, b->groups[i].name) ||
-		    a->groups[i].timeout_s != b->groups[i].timeout_s)
-			return false;
-	for (size_t i = 0; i < a->ncontainers; i++)
-		if (!ctr_eq(&a->containers[i], &b->containers[i]))
-			return false;
-	return true;
+	return revision_equal(a, b);
 }
 
 static char *write_doc(const struct revision *r)
