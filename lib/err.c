@@ -12,12 +12,18 @@ static int err_code(int code)
 	return code ? code : 1; /* an error is never "success" */
 }
 
-/* msg = "a: b", truncated to fit: an error message never fails. */
-static void join2(char msg[ERR_MSG_MAX], const char *a, const char *b)
+/* A message cut to fit ends in "...", so a reader knows it was cut. */
+static void mark_cut(char msg[ERR_MSG_MAX], int n)
 {
-	int n = snprintf(msg, ERR_MSG_MAX, "%s: %s", a, b);
 	if (n >= ERR_MSG_MAX)
 		memcpy(msg + ERR_MSG_MAX - 4, "...", 4);
+}
+
+/* msg = "a: b" (no ": " when either is empty), truncated to fit: an error
+ * message never fails. */
+static void join2(char msg[ERR_MSG_MAX], const char *a, const char *b)
+{
+	mark_cut(msg, snprintf(msg, ERR_MSG_MAX, "%s%s%s", a, *a && *b ? ": " : "", b));
 }
 
 int err_set(struct err *e, int code, const char *fmt, ...)
@@ -27,7 +33,7 @@ int err_set(struct err *e, int code, const char *fmt, ...)
 		return -code;
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+	mark_cut(e->msg, vsnprintf(e->msg, sizeof(e->msg), fmt, ap));
 	va_end(ap);
 	e->code = code;
 	e->field[0] = '\0';
@@ -42,8 +48,10 @@ int err_field(struct err *e, int code, const char *field, const char *fmt, ...)
 	char text[ERR_MSG_MAX];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
+	mark_cut(text, vsnprintf(text, sizeof(text), fmt, ap));
 	va_end(ap);
+	if (!field)
+		field = "";
 	snprintf(e->field, sizeof(e->field), "%s", field);
 	join2(e->msg, field, text);
 	e->code = code;

@@ -13,6 +13,40 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* ---------------- UTF-8 ---------------- */
+
+/* Length of a valid UTF-8 sequence at p (max n bytes), 0 if invalid. */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+	unsigned char c = p[0];
+	size_t len;
+	uint32_t cp;
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf) {
+		len = 2;
+		cp = c & 0x1f;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		len = 3;
+		cp = c & 0x0f;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		len = 4;
+		cp = c & 0x07;
+	} else
+		return 0;
+	if (len > n)
+		return 0;
+	for (size_t k = 1; k < len; k++) {
+		if ((p[k] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[k] & 0x3f);
+	}
+	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
 /* ---------------- writer ---------------- */
 
 void jw_init_fixed(struct jw *w, char *buf, size_t cap)
@@ -82,12 +116,31 @@ static void jw_newline(struct jw *w)
 		jw_put(w, "  ", 2);
 }
 
-/* Separator before a value or key at the current depth. */
-static void jw_pre(struct jw *w)
+/* Misuse is remembered in `depth` (a writer that failed does nothing more),
+ * so jw_finish() can tell it from running out of space: EINVAL, not ENOBUFS. */
+enum { JW_BAD_NESTING = -1, JW_TOO_DEEP = -2 };
+
+static void jw_misuse(struct jw *w, int why)
 {
+	if (w->failed)
+		return;
+	w->failed = true;
+	w->depth = why;
+}
+
+/* Separator before a value or key at the current depth. False once the
+ * writer has failed. A second top-level value is misuse. */
+static bool jw_pre(struct jw *w)
+{
+	if (w->failed)
+		return false;
 	if (w->after_key) {
 		w->after_key = false;
-		return;
+		return true;
+	}
+	if (w->depth == 0 && w->has_items[0]) {
+		jw_misuse(w, JW_BAD_NESTING);
+		return false;
 	}
 	if (w->depth > 0) {
 		if (w->has_items[w->depth])
@@ -95,13 +148,15 @@ static void jw_pre(struct jw *w)
 		jw_newline(w);
 	}
 	w->has_items[w->depth] = true;
+	return true;
 }
 
 static void jw_open(struct jw *w, char c)
 {
-	jw_pre(w);
+	if (!jw_pre(w))
+		return;
 	if (w->depth >= JW_MAX_DEPTH) {
-		w->failed = true;
+		jw_misuse(w, JW_TOO_DEEP);
 		return;
 	}
 	jw_put(w, &c, 1);
@@ -111,8 +166,10 @@ static void jw_open(struct jw *w, char c)
 
 static void jw_close(struct jw *w, char c)
 {
+	if (w->failed)
+		return;
 	if (w->depth <= 0 || w->after_key) {
-		w->failed = true;
+		jw_misuse(w, JW_BAD_NESTING);
 		return;
 	}
 	bool had = w->has_items[w->depth];
@@ -139,40 +196,50 @@ void jw_arr_close(struct jw *w)
 	jw_close(w, ']');
 }
 
-static void jw_quoted(struct jw *w, const char *s, size_t n)
+/* The escape for byte c, or NULL when it is written as is. Control bytes
+ * and DEL as \u00XX, except the five with a short form. */
+static const char *jw_escape(unsigned char c, char ubuf[7])
 {
 	static const char hex[] = "0123456789abcdef";
+	switch (c) {
+	case '"': return "\\\"";
+	case '\\': return "\\\\";
+	case '\n': return "\\n";
+	case '\r': return "\\r";
+	case '\t': return "\\t";
+	case '\b': return "\\b";
+	case '\f': return "\\f";
+	}
+	if (c >= 0x20 && c != 0x7f)
+		return NULL;
+	memcpy(ubuf, "\\u00", 4);
+	ubuf[4] = hex[c >> 4];
+	ubuf[5] = hex[c & 15];
+	ubuf[6] = '\0';
+	return ubuf;
+}
+
+/* Valid UTF-8 is copied as is; each byte of an invalid sequence becomes
+ * \ufffd, so the output is always valid JSON. */
+static void jw_quoted(struct jw *w, const char *s, size_t n)
+{
 	jw_put(w, "\"", 1);
 	size_t run = 0; /* bytes copied verbatim in one go */
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n;) {
 		unsigned char c = (unsigned char)s[i];
-		const char *esc = NULL;
 		char ubuf[7];
-		switch (c) {
-		case '"': esc = "\\\""; break;
-		case '\\': esc = "\\\\"; break;
-		case '\n': esc = "\\n"; break;
-		case '\r': esc = "\\r"; break;
-		case '\t': esc = "\\t"; break;
-		case '\b': esc = "\\b"; break;
-		case '\f': esc = "\\f"; break;
-		default:
-			if (c < 0x20 || c == 0x7f) {
-				ubuf[0] = '\\';
-				ubuf[1] = 'u';
-				ubuf[2] = '0';
-				ubuf[3] = '0';
-				ubuf[4] = hex[c >> 4];
-				ubuf[5] = hex[c & 15];
-				ubuf[6] = '\0';
-				esc = ubuf;
-			}
+		const char *esc = jw_escape(c, ubuf);
+		size_t k = 1;
+		if (c >= 0x80 && !(k = utf8_len((const unsigned char *)s + i, n - i))) {
+			esc = "\\ufffd";
+			k = 1;
 		}
+		i += k;
 		if (!esc) {
-			run++;
+			run += k;
 			continue;
 		}
-		jw_put(w, s + i - run, run);
+		jw_put(w, s + i - 1 - run, run);
 		run = 0;
 		jw_put(w, esc, strlen(esc));
 	}
@@ -182,6 +249,12 @@ static void jw_quoted(struct jw *w, const char *s, size_t n)
 
 void jw_key(struct jw *w, const char *key)
 {
+	if (w->failed)
+		return;
+	if (w->depth == 0 || w->after_key) { /* outside an object, or key after key */
+		jw_misuse(w, JW_BAD_NESTING);
+		return;
+	}
 	jw_pre(w);
 	jw_quoted(w, key, strlen(key));
 	jw_put(w, w->pretty ? ": " : ":", w->pretty ? 2 : 1);
@@ -190,8 +263,8 @@ void jw_key(struct jw *w, const char *key)
 
 void jw_strn(struct jw *w, const char *s, size_t n)
 {
-	jw_pre(w);
-	jw_quoted(w, s, n);
+	if (jw_pre(w))
+		jw_quoted(w, s, n);
 }
 
 void jw_str(struct jw *w, const char *s)
@@ -203,28 +276,28 @@ void jw_int(struct jw *w, long long v)
 {
 	char b[24];
 	int n = snprintf(b, sizeof(b), "%lld", v);
-	jw_pre(w);
-	jw_put(w, b, (size_t)n);
+	if (jw_pre(w))
+		jw_put(w, b, (size_t)n);
 }
 
 void jw_uint(struct jw *w, unsigned long long v)
 {
 	char b[24];
 	int n = snprintf(b, sizeof(b), "%llu", v);
-	jw_pre(w);
-	jw_put(w, b, (size_t)n);
+	if (jw_pre(w))
+		jw_put(w, b, (size_t)n);
 }
 
 void jw_bool(struct jw *w, bool v)
 {
-	jw_pre(w);
-	jw_put(w, v ? "true" : "false", v ? 4 : 5);
+	if (jw_pre(w))
+		jw_put(w, v ? "true" : "false", v ? 4 : 5);
 }
 
 void jw_null(struct jw *w)
 {
-	jw_pre(w);
-	jw_put(w, "null", 4);
+	if (jw_pre(w))
+		jw_put(w, "null", 4);
 }
 
 void jw_kv_str(struct jw *w, const char *key, const char *s)
@@ -250,6 +323,11 @@ void jw_kv_bool(struct jw *w, const char *key, bool v)
 
 int jw_finish(struct jw *w, struct err *e)
 {
+	if (w->depth == JW_TOO_DEEP)
+		return err_set(e, EINVAL, "JSON output: nesting deeper than %d", JW_MAX_DEPTH);
+	if (w->depth == JW_BAD_NESTING)
+		return err_set(e, EINVAL,
+			       "JSON output: unbalanced nesting, misplaced key or second value");
 	if (w->failed)
 		return err_set(e, w->fixed ? ENOBUFS : ENOMEM,
 			       w->fixed ? "JSON output does not fit in %zu bytes"
@@ -257,8 +335,11 @@ int jw_finish(struct jw *w, struct err *e)
 			       w->cap);
 	if (w->depth != 0 || w->after_key)
 		return err_set(e, EINVAL, "JSON output: unbalanced nesting");
-	if (!w->buf && !jw_reserve(w, 0))
-		return err_set(e, ENOMEM, "JSON output: out of memory");
+	if (!w->buf) { /* nothing written yet: still hand out "" */
+		if (!jw_reserve(w, 0))
+			return err_set(e, ENOMEM, "JSON output: out of memory");
+		w->buf[0] = '\0';
+	}
 	return 0;
 }
 
@@ -268,6 +349,8 @@ struct jv {
 	const char *s;
 	size_t n, i;
 	const char *why;
+	char stack[JP_MAX_DEPTH]; /* '{' or '[' of each open container */
+	int depth;
 };
 
 static void jv_ws(struct jv *v)
@@ -284,38 +367,6 @@ static int jv_fail(struct jv *v, const char *why)
 {
 	v->why = why;
 	return -EINVAL;
-}
-
-/* Length of a valid UTF-8 sequence at p (max n bytes), 0 if invalid. */
-static size_t utf8_len(const unsigned char *p, size_t n)
-{
-	unsigned char c = p[0];
-	size_t len;
-	uint32_t cp;
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf) {
-		len = 2;
-		cp = c & 0x1f;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		len = 3;
-		cp = c & 0x0f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		len = 4;
-		cp = c & 0x07;
-	} else
-		return 0;
-	if (len > n)
-		return 0;
-	for (size_t k = 1; k < len; k++) {
-		if ((p[k] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (p[k] & 0x3f);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
 }
 
 static int hex4(const char *s, uint32_t *out)
@@ -446,133 +497,154 @@ static int jv_word(struct jv *v, const char *w)
 	return 0;
 }
 
+/* A member's key and its ':' (whitespace before the key already skipped). */
+static int jv_key(struct jv *v)
+{
+	if (v->i >= v->n || v->s[v->i] != '"')
+		return jv_fail(v, "expected a key");
+	int rc = jv_string(v);
+	if (rc < 0)
+		return rc;
+	jv_ws(v);
+	if (v->i >= v->n || v->s[v->i] != ':')
+		return jv_fail(v, "expected ':'");
+	v->i++;
+	jv_ws(v);
+	return 0;
+}
+
+/* The steps below return 1 when a value is due next, 0 when one just
+ * ended (a scalar or a closed container), or -EINVAL. */
+
+static int jv_close(struct jv *v)
+{
+	v->i++;
+	v->depth--;
+	jv_ws(v);
+	return 0;
+}
+
+static int jv_open(struct jv *v, char c)
+{
+	if (v->depth >= JP_MAX_DEPTH)
+		return jv_fail(v, "nesting too deep");
+	v->stack[v->depth++] = c;
+	v->i++;
+	jv_ws(v);
+	if (v->i < v->n && v->s[v->i] == (c == '{' ? '}' : ']'))
+		return jv_close(v);
+	int rc = c == '{' ? jv_key(v) : 0;
+	return rc < 0 ? rc : 1;
+}
+
+static int jv_value(struct jv *v)
+{
+	if (v->i >= v->n)
+		return jv_fail(v, "unexpected end of input");
+	char c = v->s[v->i];
+	int rc;
+	if (c == '{' || c == '[')
+		return jv_open(v, c);
+	if (c == '"')
+		rc = jv_string(v);
+	else if (c == '-' || is_digit(c))
+		rc = jv_number(v);
+	else if (c == 't')
+		rc = jv_word(v, "true");
+	else if (c == 'f')
+		rc = jv_word(v, "false");
+	else if (c == 'n')
+		rc = jv_word(v, "null");
+	else
+		rc = jv_fail(v, "unexpected character");
+	if (rc < 0)
+		return rc;
+	jv_ws(v);
+	return 0;
+}
+
+/* After a value inside a container: its close, or ',' and the next member. */
+static int jv_after(struct jv *v)
+{
+	if (v->i >= v->n)
+		return jv_fail(v, "unexpected end of input");
+	char c = v->s[v->i], top = v->stack[v->depth - 1];
+	if (c == (top == '{' ? '}' : ']'))
+		return jv_close(v);
+	if (c != ',')
+		return jv_fail(v, top == '{' ? "expected ',' or '}'" : "expected ',' or ']'");
+	v->i++;
+	jv_ws(v);
+	int rc = top == '{' ? jv_key(v) : 0;
+	return rc < 0 ? rc : 1;
+}
+
 /* Iterative: a stack of container kinds, so depth never grows the C stack. */
 int json_validate(const char *js, size_t len, size_t *at, const char **why)
 {
-	struct jv v = {js, len, 0, NULL};
-	char stack[JP_MAX_DEPTH];
-	int depth = 0;
-	int rc = 0;
-	enum { VALUE, AFTER_VALUE } want = VALUE;
-
+	struct jv v = {.s = js, .n = len};
+	int rc = 1;
 	jv_ws(&v);
-	for (;;) {
-		if (want == VALUE) {
-			if (v.i >= v.n) {
-				rc = jv_fail(&v, "unexpected end of input");
-				break;
-			}
-			char c = js[v.i];
-			if (c == '{' || c == '[') {
-				if (depth >= JP_MAX_DEPTH) {
-					rc = jv_fail(&v, "nesting too deep");
-					break;
-				}
-				stack[depth++] = c;
-				v.i++;
-				jv_ws(&v);
-				char close = c == '{' ? '}' : ']';
-				if (v.i < v.n && js[v.i] == close) {
-					v.i++;
-					depth--;
-					want = AFTER_VALUE;
-					jv_ws(&v);
-					continue;
-				}
-				if (c == '{') {
-					if (v.i >= v.n || js[v.i] != '"') {
-						rc = jv_fail(&v, "expected a key");
-						break;
-					}
-					if ((rc = jv_string(&v)) < 0)
-						break;
-					jv_ws(&v);
-					if (v.i >= v.n || js[v.i] != ':') {
-						rc = jv_fail(&v, "expected ':'");
-						break;
-					}
-					v.i++;
-					jv_ws(&v);
-				}
-				continue;
-			}
-			if (c == '"')
-				rc = jv_string(&v);
-			else if (c == '-' || is_digit(c))
-				rc = jv_number(&v);
-			else if (c == 't')
-				rc = jv_word(&v, "true");
-			else if (c == 'f')
-				rc = jv_word(&v, "false");
-			else if (c == 'n')
-				rc = jv_word(&v, "null");
-			else
-				rc = jv_fail(&v, "unexpected character");
-			if (rc < 0)
-				break;
-			want = AFTER_VALUE;
-			jv_ws(&v);
-			continue;
-		}
-		/* AFTER_VALUE */
-		if (depth == 0) {
-			if (v.i != v.n)
-				rc = jv_fail(&v, "trailing bytes after the document");
+	while (rc >= 0) {
+		if (rc == 1)
+			rc = jv_value(&v);
+		else if (v.depth > 0)
+			rc = jv_after(&v);
+		else if (v.i != v.n)
+			rc = jv_fail(&v, "trailing bytes after the document");
+		else
 			break;
-		}
-		if (v.i >= v.n) {
-			rc = jv_fail(&v, "unexpected end of input");
-			break;
-		}
-		char c = js[v.i];
-		char top = stack[depth - 1];
-		if ((top == '{' && c == '}') || (top == '[' && c == ']')) {
-			v.i++;
-			depth--;
-			jv_ws(&v);
-			continue;
-		}
-		if (c != ',') {
-			rc = jv_fail(&v, top == '{' ? "expected ',' or '}'" : "expected ',' or ']'");
-			break;
-		}
-		v.i++;
-		jv_ws(&v);
-		if (top == '{') {
-			if (v.i >= v.n || js[v.i] != '"') {
-				rc = jv_fail(&v, "expected a key");
-				break;
-			}
-			if ((rc = jv_string(&v)) < 0)
-				break;
-			jv_ws(&v);
-			if (v.i >= v.n || js[v.i] != ':') {
-				rc = jv_fail(&v, "expected ':'");
-				break;
-			}
-			v.i++;
-			jv_ws(&v);
-		}
-		want = VALUE;
 	}
 	if (at)
 		*at = v.i;
 	if (why)
 		*why = v.why;
-	return rc;
+	return rc < 0 ? rc : 0;
 }
 
 /* ---------------- reader ---------------- */
+
+/* jsmn in strict mode wants a primitive followed by a delimiter, so it
+ * refuses a document that is nothing but "1" or "true". The text is valid
+ * by then: the one token is the run of bytes up to whitespace or the end. */
+static bool is_ws(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static int jp_primitive(const char *js, size_t len, jsmntok_t *tok)
+{
+	size_t a = 0;
+	while (a < len && is_ws(js[a]))
+		a++;
+	if (a == len || js[a] == '{' || js[a] == '[' || js[a] == '"')
+		return 0;
+	size_t b = a;
+	while (b < len && !is_ws(js[b]))
+		b++;
+	tok->type = JSMN_PRIMITIVE;
+	tok->start = (int)a;
+	tok->end = (int)b;
+	tok->size = 0;
+	return 1;
+}
 
 int jp_parse(struct jp *p, const char *js, size_t len, jsmntok_t *toks, int max, struct err *e)
 {
 	size_t at = 0;
 	const char *why = NULL;
+	if (max < 1)
+		return err_set(e, EINVAL, "JSON: room for %d tokens", max);
+	if (len > INT_MAX) /* jsmn's offsets are int */
+		return err_set(e, EFBIG, "JSON of %zu bytes is too large", len);
 	if (json_validate(js, len, &at, &why) < 0)
 		return err_set(e, EINVAL, "invalid JSON at byte %zu: %s", at, why);
-	jsmn_parser parser;
-	jsmn_init(&parser);
-	int n = jsmn_parse(&parser, js, len, toks, (unsigned)max);
+	int n = jp_primitive(js, len, &toks[0]);
+	if (n == 0) {
+		jsmn_parser parser;
+		jsmn_init(&parser);
+		n = jsmn_parse(&parser, js, len, toks, (unsigned)max);
+	}
 	if (n == JSMN_ERROR_NOMEM)
 		return err_set(e, E2BIG, "JSON has more than %d tokens", max);
 	if (n < 1)
@@ -699,9 +771,10 @@ int jp_int(const struct jp *p, int i, long long min, long long max, long long *o
 			return -ERANGE;
 		v = v * 10 + (unsigned)(s[k] - '0');
 	}
-	if (v > (unsigned long long)LLONG_MAX)
+	/* -2^63 is the one magnitude that fits only when negative */
+	if (v > (unsigned long long)LLONG_MAX + neg)
 		return -ERANGE;
-	long long r = neg ? -(long long)v : (long long)v;
+	long long r = neg ? (long long)(0 - v) : (long long)v;
 	if (r < min || r > max)
 		return -ERANGE;
 	*out = r;

@@ -86,7 +86,9 @@ ssize_t read_all(int fd, void *buf, size_t len)
 
 int file_read_all(int dirfd, const char *path, size_t max, char **out, size_t *len, struct err *e)
 {
-	_cleanup_close_ int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* O_NONBLOCK: opening a FIFO must not wait for a writer (it is then
+	 * refused as not a regular file); regular files ignore the flag. */
+	_cleanup_close_ int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
 		return err_set(e, errno, "open %s: %s", path, strerror(errno));
 	struct stat st;

@@ -226,18 +226,6 @@ static size_t tokens_for(size_t len)
 	return n < REV_MAX_TOKENS ? n : REV_MAX_TOKENS;
 }
 
-/* jsmn refuses a valid JSON text that is a single primitive ("1", "true"),
- * which would otherwise read as a tokenizer error. */
-static bool lone_primitive(const char *doc, size_t len)
-{
-	size_t i = 0;
-	while (i < len && doc[i] && strchr(" \t\r\n", doc[i]))
-		i++;
-	if (i == len || doc[i] == '{' || doc[i] == '[' || doc[i] == '"')
-		return false;
-	return json_validate(doc, len, NULL, NULL) == 0;
-}
-
 int revision_parse(const char *doc, size_t len, enum rev_parse_mode mode, struct revision **out,
 		   struct err *e)
 {
@@ -252,8 +240,6 @@ int revision_parse(const char *doc, size_t len, enum rev_parse_mode mode, struct
 		return err_set(e, ENOMEM, "out of memory for %zu JSON tokens", ntok);
 	struct rp p = {.mode = mode, .e = e};
 	int rc = jp_parse(&p.jp, doc ? doc : "", len, toks, (int)ntok, e);
-	if (rc == -EINVAL && lone_primitive(doc, len))
-		return err_set(e, EINVAL, "expected an object, got a lone number, boolean or null");
 	if (rc < 0)
 		return rc;
 	_cleanup_(revision_freep) struct revision *r = calloc(1, sizeof(*r));

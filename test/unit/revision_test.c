@@ -429,7 +429,7 @@ static void test_bad_syntax(void **state)
 	    "deep");
 	bad("[]", "", "expected an object, got an array");
 	bad("'x'", "", "expected an object, got a string");
-	bad("7", "", "expected an object, got a lone number");
+	bad("7", "", "expected an object, got a number");
 	bad(" true\n", "", "expected an object");
 	bad("1.5e3 x", "", "invalid JSON at byte 6");
 	/* a document with an embedded NUL byte is not JSON */
