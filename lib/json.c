@@ -130,10 +130,14 @@ static void jw_misuse(struct jw *w, int why)
 
 /* Separator before a value or key at the current depth. False once the
  * writer has failed. A second top-level value is misuse. */
-static bool jw_pre(struct jw *w)
+static bool jw_sep(struct jw *w, bool key)
 {
 	if (w->failed)
 		return false;
+	if (!key && !w->after_key && w->depth > 0 && w->is_obj[w->depth]) {
+		jw_misuse(w, JW_BAD_NESTING); /* a value in an object needs its key */
+		return false;
+	}
 	if (w->after_key) {
 		w->after_key = false;
 		return true;
@@ -151,6 +155,11 @@ static bool jw_pre(struct jw *w)
 	return true;
 }
 
+static bool jw_pre(struct jw *w)
+{
+	return jw_sep(w, false);
+}
+
 static void jw_open(struct jw *w, char c)
 {
 	if (!jw_pre(w))
@@ -162,13 +171,14 @@ static void jw_open(struct jw *w, char c)
 	jw_put(w, &c, 1);
 	w->depth++;
 	w->has_items[w->depth] = false;
+	w->is_obj[w->depth] = c == '{';
 }
 
 static void jw_close(struct jw *w, char c)
 {
 	if (w->failed)
 		return;
-	if (w->depth <= 0 || w->after_key) {
+	if (w->depth <= 0 || w->after_key || w->is_obj[w->depth] != (c == '}')) {
 		jw_misuse(w, JW_BAD_NESTING);
 		return;
 	}
@@ -251,11 +261,11 @@ void jw_key(struct jw *w, const char *key)
 {
 	if (w->failed)
 		return;
-	if (w->depth == 0 || w->after_key) { /* outside an object, or key after key */
-		jw_misuse(w, JW_BAD_NESTING);
+	if (w->depth == 0 || w->after_key || !w->is_obj[w->depth]) {
+		jw_misuse(w, JW_BAD_NESTING); /* outside an object, or key after key */
 		return;
 	}
-	jw_pre(w);
+	jw_sep(w, true);
 	jw_quoted(w, key, strlen(key));
 	jw_put(w, w->pretty ? ": " : ":", w->pretty ? 2 : 1);
 	w->after_key = true;

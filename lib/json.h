@@ -35,6 +35,7 @@ struct jw {
 	int depth;
 	bool after_key;
 	bool has_items[JW_MAX_DEPTH + 1];
+	bool is_obj[JW_MAX_DEPTH + 1]; /* open level is an object (else an array) */
 };
 
 void jw_init_fixed(struct jw *w, char *buf, size_t cap);

@@ -352,6 +352,10 @@ static void test_jw_misuse(void **state)
 		"{}i",	  /* two top-level values */
 		"{kki}",  /* key right after a key */
 		"[{k]i}", /* close while a key waits */
+		"[ki]",	  /* key inside an array */
+		"{i}",	  /* value in an object without its key */
+		"[}",	  /* array closed as an object */
+		"{k{]}",  /* object closed as an array */
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(misuse); i++) {
 		struct jw w;
