@@ -31,7 +31,8 @@ struct err {
 int err_set(struct err *e, int code, const char *fmt, ...) _printf_(3, 4);
 /* Same, naming the offending field: msg becomes "<field>: <text>". */
 int err_field(struct err *e, int code, const char *field, const char *fmt, ...) _printf_(4, 5);
-/* Prepend "<context>: " to the message; returns -e->code. Truncates, never fails. */
+/* Prepend "<context>: " to the message; returns -e->code. Truncates, never fails.
+ * With a NULL e it returns -1: callers that prefix must pass a real error. */
 int err_prefix(struct err *e, const char *fmt, ...) _printf_(2, 3);
 void err_clear(struct err *e);
 
