@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,7 @@
 #include <sys/reboot.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -50,11 +52,26 @@ enum pid1_end { END_POWEROFF, END_REBOOT, END_CRASHED };
 
 /* ---------------- signals and children ---------------- */
 
+/* The kernel's struct for rt_sigaction(2) (x86-64 and most others). */
+struct kernel_sigaction {
+	void (*handler)(int);
+	unsigned long flags;
+	void (*restorer)(void);
+	uint64_t mask;
+};
+
 static void signals_default(void)
 {
 	struct sigaction sa = {.sa_handler = SIG_DFL};
-	for (int s = 1; s < NSIG; s++)
-		(void)sigaction(s, &sa, NULL); /* EINVAL for KILL, STOP, glibc's own */
+	for (int s = 1; s < NSIG; s++) {
+		if (s == SIGKILL || s == SIGSTOP || sigaction(s, &sa, NULL) == 0)
+			continue;
+		/* glibc refuses its own internal signals (32, 33) with EINVAL; an
+		 * ignored disposition inherited from our parent would survive exec
+		 * into every container, so reset them with the raw system call. */
+		struct kernel_sigaction k = {.handler = SIG_DFL};
+		(void)syscall(SYS_rt_sigaction, s, &k, NULL, sizeof(k.mask));
+	}
 }
 
 static bool is_forwarded(int sig)
