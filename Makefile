@@ -28,7 +28,7 @@ PACK_SRC := $(filter-out tools/pack/main.c,$(wildcard tools/pack/*.c))
 PACK_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(PACK_SRC))
 
 LIBS_CRYPTO := -lmbedcrypto
-LIBS_CAIRN := -llxc -lmicrohttpd -llz4 $(LIBS_CRYPTO)
+LIBS_CAIRN := -llxc -lmicrohttpd -llz4 -lubootenv $(LIBS_CRYPTO)
 
 BINS := $(BUILD)/cairn-pack \
 	$(if $(wildcard init/*.c),$(BUILD)/cairn) \
@@ -128,7 +128,7 @@ FUZZ_CFLAGS := -std=gnu11 -O1 -g -I. -fsanitize=fuzzer,address,undefined
 FUZZ_LIB_SRC := $(foreach m,trails storage lib,$(call src_of,$(m)))
 build/fuzz/%: test/fuzz/%_fuzz.c $(FUZZ_LIB_SRC)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(LIBS_CRYPTO) -llz4
+	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(LIBS_CRYPTO) -llz4 -lubootenv
 
 FUZZ_SECONDS ?= 60
 fuzz: deps $(FUZZ_BINS)
