@@ -59,6 +59,11 @@ bool ctr_goal_met_now(const struct rt_ctr *c)
 	return false;
 }
 
+bool ctr_is_up(const struct rt_ctr *c)
+{
+	return c->state != CTR_STOPPED && c->state != CTR_FAILED && c->state != CTR_STOPPING;
+}
+
 unsigned ctr_backoff_ms(const struct runtime_config *cfg, unsigned fails)
 {
 	uint64_t d = cfg->backoff_first_ms;
@@ -93,8 +98,11 @@ static void timer_in(struct rt_ctr *c, uint64_t ns)
 	loop_timer_arm_in(c->rt->cfg.loop, &c->timer, ns);
 }
 
+/* Every time a run of the container gets to its goal, an event; the first
+ * time since the start or apply also counts for its group. */
 static void goal_reach(struct rt_ctr *c)
 {
+	rt_event_push(c, RT_CTR_GOAL_MET);
 	if (c->goal_reached)
 		return;
 	c->goal_reached = true;
@@ -104,10 +112,10 @@ static void goal_reach(struct rt_ctr *c)
 
 /* The goal cannot be reached any more (or not in time): a start failure.
  * `how` continues "goal X not reached": " within 30 s" or ": <reason>". */
-static void goal_miss(struct rt_ctr *c, const char *how)
+void ctr_goal_miss(struct rt_ctr *c, const char *how)
 {
-	if (c->goal_reached || c->goal_missed)
-		return;
+	if (c->goal_reached || c->goal_missed || c->retiring)
+		return; /* a retiree is no part of the start-up any more */
 	c->goal_missed = true;
 	char msg[RT_REASON_MAX];
 	rt_textf(msg, sizeof(msg), "container %s: goal %s not reached%s", c->name,
@@ -181,9 +189,10 @@ static enum rt_event act_mount_fail(struct rt_ctr *c, enum rt_event ev)
 	log_err("container %s: %s", c->name, c->reason);
 	ctr_unmount(c);
 	set_state(c, CTR_FAILED);
+	rt_event_push(c, RT_CTR_FAILED);
 	char how[RT_REASON_MAX];
 	rt_textf(how, sizeof(how), ": %s", c->reason);
-	goal_miss(c, how);
+	ctr_goal_miss(c, how);
 	return EV_NONE;
 }
 
@@ -247,8 +256,8 @@ static enum rt_event act_ready(struct rt_ctr *c, enum rt_event ev)
 	(void)ev;
 	set_state(c, CTR_READY);
 	log_info("container %s: ready", c->name);
-	if (c->goal == RT_GOAL_READY || c->goal == RT_GOAL_STARTED)
-		goal_reach(c);
+	if (c->goal == RT_GOAL_READY)
+		goal_reach(c); /* a STARTED goal was reached at INIT_SEEN */
 	return EV_NONE;
 }
 
@@ -259,6 +268,8 @@ static void exit_final(struct rt_ctr *c, bool failure)
 	ctr_unmount(c);
 	set_state(c, failure ? CTR_FAILED : CTR_STOPPED);
 	log_warn("container %s: %s; not restarted", c->name, c->reason);
+	if (failure)
+		rt_event_push(c, RT_CTR_FAILED);
 	if (failure && c->rt->phase == RT_STARTING && c->goal_reached) {
 		char msg[RT_REASON_MAX];
 		rt_textf(msg, sizeof(msg), "container %s: failed: %s", c->name, c->reason);
@@ -266,7 +277,7 @@ static void exit_final(struct rt_ctr *c, bool failure)
 	}
 	char how[RT_REASON_MAX];
 	rt_textf(how, sizeof(how), ": %s", c->reason);
-	goal_miss(c, how);
+	ctr_goal_miss(c, how);
 }
 
 static enum rt_event act_exited(struct rt_ctr *c, enum rt_event ev)
@@ -275,9 +286,11 @@ static enum rt_event act_exited(struct rt_ctr *c, enum rt_event ev)
 	loop_timer_disarm(c->rt->cfg.loop, &c->timer);
 	plugin_release(c);
 	exit_reason(c);
+	rt_event_push(c, RT_CTR_EXITED);
 	bool failure = c->exit_code != 0;
-	bool again = c->restart == RT_RESTART_ALWAYS ||
-		     (c->restart == RT_RESTART_ON_FAILURE && failure);
+	/* an apply's retiree is on its way out: never restarted */
+	bool again = !c->retiring && (c->restart == RT_RESTART_ALWAYS ||
+				      (c->restart == RT_RESTART_ON_FAILURE && failure));
 	if (!again) {
 		exit_final(c, failure);
 		return EV_NONE;
@@ -296,12 +309,31 @@ static enum rt_event act_exited(struct rt_ctr *c, enum rt_event ev)
 	return EV_NONE;
 }
 
+static enum rt_event act_stop_idle(struct rt_ctr *c, enum rt_event ev);
+
 static enum rt_event act_restart(struct rt_ctr *c, enum rt_event ev)
 {
-	(void)ev;
+	if (c->retiring)
+		return act_stop_idle(c, ev);
 	c->restarts++;
 	set_state(c, c->mnt_rootfs ? CTR_MOUNTED : CTR_STOPPED);
 	return EV_START;
+}
+
+/* BACKOFF + START (the operator): restart now, with a fresh backoff. */
+static enum rt_event act_restart_now(struct rt_ctr *c, enum rt_event ev)
+{
+	loop_timer_disarm(c->rt->cfg.loop, &c->timer);
+	c->fails = 0;
+	return act_restart(c, ev);
+}
+
+/* STOPPING + START (the operator): start again once it is down. */
+static enum rt_event act_start_later(struct rt_ctr *c, enum rt_event ev)
+{
+	(void)ev;
+	c->start_after_stop = true;
+	return EV_NONE;
 }
 
 /* FAILED + START: an explicit new attempt (fresh backoff). */
@@ -361,7 +393,11 @@ static enum rt_event act_stopped(struct rt_ctr *c, enum rt_event ev)
 	ctr_unmount(c);
 	set_state(c, CTR_STOPPED);
 	log_info("container %s: stopped", c->name);
-	return EV_NONE;
+	if (!c->start_after_stop)
+		return EV_NONE;
+	c->start_after_stop = false;
+	c->fails = 0;
+	return EV_START;
 }
 
 static enum rt_event act_stop_idle(struct rt_ctr *c, enum rt_event ev)
@@ -378,7 +414,7 @@ static enum rt_event act_group_timeout(struct rt_ctr *c, enum rt_event ev)
 	(void)ev;
 	if (c->goal_reached || c->goal_missed)
 		return EV_NONE;
-	const struct rt_group *g = &c->rt->groups[c->group];
+	const struct rt_group *g = &c->rt->cur.groups[c->group];
 	char why[RT_REASON_MAX];
 	if (c->reason[0])
 		rt_textf(why, sizeof(why), " within %u s (last: %s)", g->timeout_s, c->reason);
@@ -386,7 +422,7 @@ static enum rt_event act_group_timeout(struct rt_ctr *c, enum rt_event ev)
 		rt_textf(why, sizeof(why), " within %u s", g->timeout_s);
 	rt_textf(c->reason, sizeof(c->reason), "goal %s not reached within %u s", goal_name(c->goal),
 		 g->timeout_s);
-	goal_miss(c, why);
+	ctr_goal_miss(c, why);
 	return EV_NONE;
 }
 
@@ -397,46 +433,46 @@ static enum rt_event act_group_timeout(struct rt_ctr *c, enum rt_event ev)
 #define GTO act_group_timeout
 
 static const ctr_action table[CTR_STATE_COUNT][EV_COUNT] = {
-	/*      START      MOUNT_OK     MOUNT_FAIL      SPAWNED       INIT_SEEN
+	/*      START            MOUNT_OK     MOUNT_FAIL      SPAWNED       INIT_SEEN
 	 *      READY            EXITED       STOP              TIMER           GROUP_TIMEOUT */
 	[CTR_STOPPED] = {
-		act_mount, act_mounted, act_mount_fail, BAD,          BAD,
+		act_mount,       act_mounted, act_mount_fail, BAD,          BAD,
 		NOP,             BAD,         NOP,              NOP,            GTO,
 	},
 	[CTR_MOUNTED] = {
-		act_spawn, BAD,         BAD,            act_starting, BAD,
+		act_spawn,       BAD,         BAD,            act_starting, BAD,
 		NOP,             act_exited,  act_stop_idle,    NOP,            GTO,
 	},
 	[CTR_STARTING] = {
-		NOP,       BAD,         BAD,            BAD,          act_started,
+		NOP,             BAD,         BAD,            BAD,          act_started,
 		act_ready_early, act_exited,  act_stop_running, act_poll,       GTO,
 	},
 	[CTR_STARTED] = {
-		NOP,       BAD,         BAD,            BAD,          BAD,
+		NOP,             BAD,         BAD,            BAD,          BAD,
 		act_ready,       act_exited,  act_stop_running, NOP,            GTO,
 	},
 	[CTR_READY] = {
-		NOP,       BAD,         BAD,            BAD,          BAD,
+		NOP,             BAD,         BAD,            BAD,          BAD,
 		NOP,             act_exited,  act_stop_running, NOP,            GTO,
 	},
 	[CTR_STOPPING] = {
-		NOP,       BAD,         BAD,            BAD,          NOP,
+		act_start_later, BAD,         BAD,            BAD,          NOP,
 		NOP,             act_stopped, NOP,              act_stop_grace, GTO,
 	},
 	[CTR_BACKOFF] = {
-		NOP,       BAD,         BAD,            BAD,          BAD,
+		act_restart_now, BAD,         BAD,            BAD,          BAD,
 		NOP,             BAD,         act_stop_idle,    act_restart,    GTO,
 	},
 	[CTR_FAILED] = {
-		act_retry, BAD,         BAD,            BAD,          BAD,
+		act_retry,       BAD,         BAD,            BAD,          BAD,
 		NOP,             BAD,         act_stop_idle,    NOP,            GTO,
 	},
 };
 
 void ctr_event(struct rt_ctr *c, enum rt_event ev)
 {
-	/* Follow-ups are bounded: the longest chain is
-	 * STOPPED START->MOUNT_OK->START->SPAWNED (or EXITED). */
+	/* Follow-ups are bounded: the longest chain is STOPPING EXITED (with a
+	 * start asked for) -> START->MOUNT_OK->START->SPAWNED (or EXITED). */
 	for (unsigned n = 0; ev != EV_NONE && n < 8; n++) {
 		if ((unsigned)ev >= EV_COUNT || (unsigned)c->state >= CTR_STATE_COUNT) {
 			log_err("container %s: event %d in state %d out of range", c->name, (int)ev,

@@ -69,7 +69,7 @@ static int vol_source(struct rt_ctr *c, struct rt_vol *v, char *buf, size_t cap,
 		r = str_fmt(rel, sizeof(rel), "permanent/%s/%s", c->name, v->name);
 		break;
 	case RT_PERSIST_REVISION:
-		r = str_fmt(rel, sizeof(rel), "revision/%s/%s/%s", rt->rev, c->name, v->name);
+		r = str_fmt(rel, sizeof(rel), "revision/%s/%s/%s", c->rev, c->name, v->name);
 		break;
 	case RT_PERSIST_BOOT:
 		if (str_fmt(buf, cap, "%s/vol/%s", c->dir, v->name) < 0)
@@ -103,6 +103,7 @@ int ctr_mount(struct rt_ctr *c, struct err *e)
 	if (str_fmt(c->dir, sizeof(c->dir), "%s/ctr/%s", rt->statedir, c->name) < 0)
 		return err_set(e, ENAMETOOLONG, "statedir %s: path too long", rt->statedir);
 	ctr_unmount(c); /* leftovers of an orchestrator that died */
+	memcpy(c->rev, rt->cur.rev, sizeof(c->rev)); /* its logs and revision volumes */
 	int r = storage_mkdir_p(c->dir, 0755, e);
 	if (r == 0 && (r = storage_mount_tmpfs(c->dir, "mode=0755", e)) == 0)
 		c->mnt_tmpfs = true;
@@ -187,7 +188,7 @@ static int log_open(struct rt_ctr *c, struct err *e)
 	struct runtime *rt = c->rt;
 	char dir[PATH_MAX], path[PATH_MAX];
 	const char *root = storage_root_path(rt->cfg.storage);
-	if (str_fmt(dir, sizeof(dir), "%s/logs/%s", root, rt->rev) < 0 ||
+	if (str_fmt(dir, sizeof(dir), "%s/logs/%s", root, c->rev) < 0 ||
 	    str_fmt(path, sizeof(path), "%s/%s.log", dir, c->name) < 0)
 		return err_set(e, ENAMETOOLONG, "log path too long");
 	int r = storage_mkdir_p(dir, 0755, e);

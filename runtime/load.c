@@ -36,20 +36,31 @@ static void ctr_free_fields(struct rt_ctr *c)
 	free(c->ctrl_socket);
 }
 
-static void tables_free(struct rt_group *groups, struct rt_ctr *ctrs, size_t nctrs)
+/* Releases memory, fds and timers. Processes and mounts are the caller's
+ * to end first; what still runs is only logged. */
+void rt_ctr_drop(struct rt_ctr *c)
 {
-	for (size_t i = 0; ctrs && i < nctrs; i++)
-		ctr_free_fields(&ctrs[i]);
-	free(ctrs);
-	free(groups);
+	if (!c)
+		return;
+	if (!ctr_is_idle(c))
+		log_warn("container %s: freed while %s", c->name, ctr_state_name(c->state));
+	loop_timer_disarm(c->rt->cfg.loop, &c->timer);
+	ctr_console_close(c);
+	if (c->handle)
+		c->rt->cfg.plugin->release(c->handle);
+	ctr_free_fields(c);
+	free(c);
 }
 
-void rt_tables_free(struct runtime *rt)
+void rt_set_free(struct runtime *rt, struct rt_set *s)
 {
-	tables_free(rt->groups, rt->ctrs, rt->nctrs);
-	rt->groups = NULL;
-	rt->ctrs = NULL;
-	rt->ngroups = rt->nctrs = 0;
+	for (size_t g = 0; s->groups && g < s->ngroups; g++)
+		loop_timer_disarm(rt->cfg.loop, &s->groups[g].timer);
+	for (size_t i = 0; s->ctrs && i < s->nctrs; i++)
+		rt_ctr_drop(s->ctrs[i]);
+	free(s->ctrs);
+	free(s->groups);
+	*s = (struct rt_set){.rev = ""};
 }
 
 /* "TERM", "SIGTERM", "sigterm" or a number 1..NSIG-1, as liblxc reads
@@ -179,8 +190,21 @@ static int load_kv(struct rt_ctr *c, const struct rt_ctr_spec *s, const char *f,
 	return 0;
 }
 
-static int load_ctr(struct runtime *rt, struct rt_ctr *c, const struct rt_ctr_spec *s,
-		    size_t ngroups, struct err *e)
+/* Everything a free needs is set before anything can fail. */
+static struct rt_ctr *ctr_alloc(struct runtime *rt, size_t index)
+{
+	struct rt_ctr *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->rt = rt;
+	c->index = index;
+	c->con_rd = c->con_wr = -1;
+	c->timer = (struct loop_timer){.cb = ctr_timer_cb, .data = c};
+	c->pending_start = true;
+	return c;
+}
+
+static int load_ctr(struct rt_ctr *c, const struct rt_ctr_spec *s, size_t ngroups, struct err *e)
 {
 	char f[ERR_FIELD_MAX];
 	rt_textf(f, sizeof(f), "containers[%zu]", c->index);
@@ -196,12 +220,9 @@ static int load_ctr(struct runtime *rt, struct rt_ctr *c, const struct rt_ctr_sp
 	if (s->ctrl_socket && !path_ok(s->ctrl_socket))
 		return err_field(e, EINVAL, f, "ctrl_socket must be an absolute path");
 	memcpy(c->name, s->name, sizeof(c->name));
-	c->rt = rt;
 	c->group = s->group;
 	c->goal = s->goal;
 	c->restart = s->restart;
-	c->con_rd = c->con_wr = -1;
-	c->timer = (struct loop_timer){.cb = ctr_timer_cb, .data = c};
 	bool oom = false;
 	c->image = dup_or_null(s->image, &oom);
 	c->ctrl_socket = dup_or_null(s->ctrl_socket, &oom);
@@ -244,15 +265,8 @@ static bool rev_ok(const char *rev)
 	return true;
 }
 
-static int load_check(const struct runtime *rt, const char *rev, size_t ngroups, size_t nctrs,
-		      struct err *e)
+static int set_check(const char *rev, size_t ngroups, size_t nctrs, struct err *e)
 {
-	if (rt->phase == RT_STARTING || rt->phase == RT_STARTED || rt->phase == RT_STOPPING)
-		return err_set(e, EBUSY, "runtime: containers still run: stop them first");
-	for (size_t i = 0; i < rt->nctrs; i++)
-		if (!ctr_is_idle(&rt->ctrs[i]))
-			return err_set(e, EBUSY, "runtime: container %s is %s: stop it first",
-				       rt->ctrs[i].name, ctr_state_name(rt->ctrs[i].state));
 	if (!rev_ok(rev))
 		return err_field(e, EINVAL, "revision", "'%s' is not a decimal revision number",
 				 rev ? rev : "");
@@ -264,47 +278,65 @@ static int load_check(const struct runtime *rt, const char *rev, size_t ngroups,
 	return 0;
 }
 
-static int names_unique(const struct rt_ctr *ctrs, size_t n, struct err *e)
+static int names_unique(struct rt_ctr *const *ctrs, size_t n, struct err *e)
 {
 	for (size_t i = 0; i < n; i++)
 		for (size_t k = 0; k < i; k++)
-			if (strcmp(ctrs[i].name, ctrs[k].name) == 0)
+			if (strcmp(ctrs[i]->name, ctrs[k]->name) == 0)
 				return err_field(e, EINVAL, "containers", "duplicate container %s",
-						 ctrs[i].name);
+						 ctrs[i]->name);
+	return 0;
+}
+
+static int set_fill(struct runtime *rt, struct rt_set *s, const struct rt_group_spec *groups,
+		    const struct rt_ctr_spec *ctrs, size_t nctrs, struct err *e)
+{
+	int r = load_groups(rt, s->groups, groups, s->ngroups, e);
+	for (size_t i = 0; r == 0 && i < nctrs; i++) {
+		if (!(s->ctrs[i] = ctr_alloc(rt, i)))
+			return err_set(e, ENOMEM, "runtime: out of memory");
+		r = load_ctr(s->ctrs[i], &ctrs[i], s->ngroups, e);
+	}
+	return r == 0 ? names_unique(s->ctrs, nctrs, e) : r;
+}
+
+int rt_set_build(struct runtime *rt, const char *rev, const struct rt_group_spec *groups,
+		 size_t ngroups, const struct rt_ctr_spec *ctrs, size_t nctrs, struct rt_set *out,
+		 struct err *e)
+{
+	int r = set_check(rev, ngroups, nctrs, e);
+	if (r < 0)
+		return r;
+	struct rt_set s = {.ngroups = ngroups, .nctrs = nctrs};
+	memcpy(s.rev, rev, strlen(rev) + 1);
+	s.groups = calloc(ngroups + 1, sizeof(*s.groups));
+	s.ctrs = calloc(nctrs + 1, sizeof(*s.ctrs));
+	r = s.groups && s.ctrs ? set_fill(rt, &s, groups, ctrs, nctrs, e)
+			       : err_set(e, ENOMEM, "runtime: out of memory");
+	if (r < 0) {
+		rt_set_free(rt, &s);
+		return r;
+	}
+	*out = s;
 	return 0;
 }
 
 int runtime_load(struct runtime *rt, const char *rev, const struct rt_group_spec *groups,
 		 size_t ngroups, const struct rt_ctr_spec *ctrs, size_t nctrs, struct err *e)
 {
-	int r = load_check(rt, rev, ngroups, nctrs, e);
+	if (rt->phase != RT_IDLE && rt->phase != RT_STOPPED)
+		return err_set(e, EBUSY, "runtime: containers still run: stop them first");
+	for (size_t i = 0; i < rt->cur.nctrs; i++)
+		if (!ctr_is_idle(rt->cur.ctrs[i]))
+			return err_set(e, EBUSY, "runtime: container %s is %s: stop it first",
+				       rt->cur.ctrs[i]->name,
+				       ctr_state_name(rt->cur.ctrs[i]->state));
+	struct rt_set s;
+	int r = rt_set_build(rt, rev, groups, ngroups, ctrs, nctrs, &s, e);
 	if (r < 0)
 		return r;
-	struct rt_group *g = calloc(ngroups + 1, sizeof(*g));
-	struct rt_ctr *c = calloc(nctrs + 1, sizeof(*c));
-	if (!g || !c) {
-		free(g);
-		free(c);
-		return err_set(e, ENOMEM, "runtime: out of memory");
-	}
-	r = load_groups(rt, g, groups, ngroups, e);
-	size_t n = 0;
-	for (; r == 0 && n < nctrs; n++) {
-		c[n].index = n;
-		r = load_ctr(rt, &c[n], &ctrs[n], ngroups, e);
-	}
-	if (r == 0)
-		r = names_unique(c, nctrs, e);
-	if (r < 0) {
-		tables_free(g, c, n);
-		return r;
-	}
-	rt_tables_free(rt);
-	rt->groups = g;
-	rt->ngroups = ngroups;
-	rt->ctrs = c;
-	rt->nctrs = nctrs;
-	memcpy(rt->rev, rev, strlen(rev) + 1);
+	rt_set_free(rt, &rt->cur);
+	rt->cur = s;
 	rt->phase = RT_IDLE;
 	log_info("revision %s: %zu containers in %zu groups loaded", rev, nctrs, ngroups);
 	return 0;

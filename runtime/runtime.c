@@ -34,7 +34,10 @@ int runtime_new(const struct runtime_config *cfg, struct runtime **out, struct e
 	if (r < 0)
 		return r;
 	struct runtime *rt = calloc(1, sizeof(*rt));
-	if (!rt || !(rt->statedir = strdup(cfg->statedir))) {
+	if (!rt || !(rt->statedir = strdup(cfg->statedir)) ||
+	    !(rt->evq = calloc(RT_EVQ_MAX, sizeof(*rt->evq)))) {
+		if (rt)
+			free(rt->statedir);
 		free(rt);
 		return err_set(e, ENOMEM, "runtime: out of memory");
 	}
@@ -53,19 +56,9 @@ void runtime_free(struct runtime *rt)
 	if (!rt)
 		return;
 	loop_timer_disarm(rt->cfg.loop, &rt->step);
-	for (size_t g = 0; g < rt->ngroups; g++)
-		loop_timer_disarm(rt->cfg.loop, &rt->groups[g].timer);
-	for (size_t i = 0; i < rt->nctrs; i++) {
-		struct rt_ctr *c = &rt->ctrs[i];
-		if (!ctr_is_idle(c))
-			log_warn("container %s: freed while %s", c->name, ctr_state_name(c->state));
-		loop_timer_disarm(rt->cfg.loop, &c->timer);
-		ctr_console_close(c);
-		if (c->handle)
-			rt->cfg.plugin->release(c->handle);
-		c->handle = NULL;
-	}
-	rt_tables_free(rt);
+	rt_set_free(rt, &rt->old);
+	rt_set_free(rt, &rt->cur);
+	free(rt->evq);
 	free(rt->statedir);
 	free(rt);
 }
@@ -75,22 +68,22 @@ int runtime_start(struct runtime *rt, runtime_started_cb cb, void *data, struct 
 	if (rt->phase != RT_IDLE && rt->phase != RT_STOPPED)
 		return err_set(e, EBUSY, "runtime: already %s",
 			       rt->phase == RT_STOPPING ? "stopping" : "started");
-	for (size_t i = 0; i < rt->nctrs; i++) {
-		struct rt_ctr *c = &rt->ctrs[i];
+	for (size_t i = 0; i < rt->cur.nctrs; i++) {
+		struct rt_ctr *c = rt->cur.ctrs[i];
 		c->goal_reached = c->goal_missed = false;
 		c->restarts = c->fails = 0;
 		c->reason[0] = '\0';
+		c->pending_start = true;
+		c->start_after_stop = false;
 	}
-	for (size_t g = 0; g < rt->ngroups; g++)
-		rt->groups[g].start_sent = rt->groups[g].stop_sent = false;
-	rt->cur_group = 0;
-	rt->failed = rt->reported = false;
-	rt->fail_reason[0] = '\0';
+	rt->gen++;
 	rt->started_cb = cb;
 	rt->started_data = data;
-	rt->phase = RT_STARTING;
-	log_info("revision %s: starting %zu groups", rt->rev, rt->ngroups);
-	rt_schedule(rt);
+	rt->reported = false;
+	rt->failed = false;
+	rt->fail_reason[0] = '\0';
+	log_info("revision %s: starting %zu groups", rt->cur.rev, rt->cur.ngroups);
+	rt_start_phase(rt);
 	return 0;
 }
 
@@ -100,32 +93,42 @@ void runtime_stop_all(struct runtime *rt, runtime_stopped_cb cb, void *data)
 	rt->stopped_data = data;
 	if (rt->phase == RT_STOPPING)
 		return; /* already on its way; the latest callback is called */
-	for (size_t g = 0; g < rt->ngroups; g++) {
-		loop_timer_disarm(rt->cfg.loop, &rt->groups[g].timer);
-		rt->groups[g].stop_sent = false;
+	for (size_t g = 0; g < rt->cur.ngroups; g++) {
+		loop_timer_disarm(rt->cfg.loop, &rt->cur.groups[g].timer);
+		rt->cur.groups[g].stop_sent = false;
 	}
-	rt->phase = RT_STOPPING;
-	rt->cur_group = rt->ngroups;
+	for (size_t i = 0; i < rt->cur.nctrs; i++)
+		rt->cur.ctrs[i]->start_after_stop = false;
+	rt->gen++;
+	rt->phase = RT_STOPPING; /* an apply's retirees first, if any */
+	rt->cur_group = rt->cur.ngroups;
 	log_info("stopping all containers, last group first");
 	rt_schedule(rt);
+}
+
+static struct rt_ctr *keeper_find(struct rt_set *s, pid_t pid)
+{
+	for (size_t i = 0; i < s->nctrs; i++)
+		if (s->ctrs[i] && s->ctrs[i]->keeper == pid)
+			return s->ctrs[i];
+	return NULL;
 }
 
 bool runtime_child_exited(struct runtime *rt, pid_t pid, int status)
 {
 	if (pid <= 0)
 		return false;
-	for (size_t i = 0; i < rt->nctrs; i++) {
-		struct rt_ctr *c = &rt->ctrs[i];
-		if (c->keeper != pid)
-			continue;
-		c->exit_code = WIFEXITED(status) ? WEXITSTATUS(status)
-			       : WIFSIGNALED(status) ? 128 + WTERMSIG(status)
-						     : PLUGIN_EXIT_START_FAILED;
-		c->keeper = 0;
-		ctr_event(c, EV_EXITED);
-		return true;
-	}
-	return false;
+	struct rt_ctr *c = keeper_find(&rt->cur, pid);
+	if (!c)
+		c = keeper_find(&rt->old, pid); /* an apply's retiree */
+	if (!c)
+		return false;
+	c->exit_code = WIFEXITED(status) ? WEXITSTATUS(status)
+		       : WIFSIGNALED(status) ? 128 + WTERMSIG(status)
+					     : PLUGIN_EXIT_START_FAILED;
+	c->keeper = 0;
+	ctr_event(c, EV_EXITED);
+	return true;
 }
 
 int runtime_ready(struct runtime *rt, const char *name, struct err *e)
@@ -133,7 +136,7 @@ int runtime_ready(struct runtime *rt, const char *name, struct err *e)
 	int i = runtime_find(rt, name);
 	if (i < 0)
 		return err_set(e, ENOENT, "container %s: no such container", name ? name : "");
-	struct rt_ctr *c = &rt->ctrs[i];
+	struct rt_ctr *c = rt->cur.ctrs[i];
 	switch (c->state) {
 	case CTR_STARTING:
 	case CTR_STARTED:
@@ -148,29 +151,29 @@ int runtime_ready(struct runtime *rt, const char *name, struct err *e)
 
 size_t runtime_count(const struct runtime *rt)
 {
-	return rt->nctrs;
+	return rt->cur.nctrs;
 }
 
 int runtime_find(const struct runtime *rt, const char *name)
 {
 	if (!name)
 		return -1;
-	for (size_t i = 0; i < rt->nctrs; i++)
-		if (strcmp(rt->ctrs[i].name, name) == 0)
+	for (size_t i = 0; i < rt->cur.nctrs; i++)
+		if (strcmp(rt->cur.ctrs[i]->name, name) == 0)
 			return (int)i;
 	return -1;
 }
 
 void runtime_status(const struct runtime *rt, size_t i, struct rt_ctr_status *out)
 {
-	if (i >= rt->nctrs) {
+	if (i >= rt->cur.nctrs) {
 		*out = (struct rt_ctr_status){.name = "", .group = "", .reason = ""};
 		return;
 	}
-	const struct rt_ctr *c = &rt->ctrs[i];
+	const struct rt_ctr *c = rt->cur.ctrs[i];
 	*out = (struct rt_ctr_status){
 		.name = c->name,
-		.group = rt->groups[c->group].name,
+		.group = rt->cur.groups[c->group].name,
 		.state = c->state,
 		.goal = c->goal,
 		.goal_met = ctr_goal_met_now(c),
@@ -183,6 +186,7 @@ void runtime_status(const struct runtime *rt, size_t i, struct rt_ctr_status *ou
 const char *runtime_phase(const struct runtime *rt)
 {
 	switch (rt->phase) {
+	case RT_RETIRING: /* an apply, from its call to its report, is "starting" */
 	case RT_STARTING:
 		return "starting";
 	case RT_STOPPING:
@@ -195,8 +199,8 @@ const char *runtime_phase(const struct runtime *rt)
 	}
 	if (rt->failed)
 		return "degraded";
-	for (size_t i = 0; i < rt->nctrs; i++)
-		if (rt->ctrs[i].state == CTR_FAILED)
+	for (size_t i = 0; i < rt->cur.nctrs; i++)
+		if (rt->cur.ctrs[i]->state == CTR_FAILED)
 			return "degraded";
 	return "ready";
 }

@@ -154,7 +154,8 @@ int runtime_ctr_restart(struct runtime *rt, const char *name, struct err *e) _mu
 /* What the update engine watches during a try. */
 enum rt_ctr_event {
 	RT_CTR_GOAL_MET, /* reached its status goal */
-	RT_CTR_EXITED,   /* its init exited (restarts says how often so far) */
+	RT_CTR_EXITED,   /* its init exited unasked (restarts says how often so far);
+			  * stops the runtime asked for are not reported */
 	RT_CTR_FAILED,   /* gave up: restart policy, mount or start failure */
 };
 typedef void (*runtime_event_cb)(void *data, const char *name, enum rt_ctr_event ev,

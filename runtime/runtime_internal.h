@@ -1,7 +1,9 @@
 /* runtime/runtime_internal.h — shared between the runtime's .c files only.
  *
  *   runtime.c   public API: new/free, start, stop, ready, reaping, status
- *   load.c      runtime_load: validation and copies of the specs
+ *   load.c      validation and copies of the specs into a set; runtime_load
+ *   apply.c     runtime_apply: the diff, the stop-then-start switch, the swap
+ *   control.c   operator stop/start/restart, container events, log paths
  *   group.c     group sequencing: start in order, timeouts, stop in reverse
  *   ctr.c       the per-container state x event table and its actions
  *   ctr_io.c    what a container needs on the host: mounts, volumes, console log
@@ -31,6 +33,12 @@
 #define RT_STABLE_NS (10 * RT_NS_PER_S) /* up longer than this: backoff resets */
 #define RT_KILL_AGAIN_NS (5 * RT_NS_PER_S) /* SIGKILL repeated until reaped */
 #define RT_CTRL_TARGET "/run/cairn/ctrl.sock"
+/* Container events waiting for delivery (one loop iteration's worth: every
+ * container can exit and fail at once, plus some slack). */
+#define RT_EVQ_MAX (2 * RT_MAX_CTRS + 16)
+#define RT_EV_REASON_MAX 256
+/* runtime_apply_changes: every name of two sets, comma separated. */
+#define RT_CHANGES_MAX (2 * RT_MAX_CTRS * (NAME_MAX_LEN + 1) + 1)
 
 enum rt_event {
 	EV_START,         /* bring the container up (mount, then spawn) */
@@ -40,7 +48,7 @@ enum rt_event {
 	EV_INIT_SEEN,     /* init_pid() > 0 */
 	EV_READY,         /* runtime_ready() */
 	EV_EXITED,        /* keeper reaped (or could not be spawned); exit_code set */
-	EV_STOP,          /* runtime_stop_all() */
+	EV_STOP,          /* runtime_stop_all(), an apply, the operator */
 	EV_TIMER,         /* the container's timer: poll, backoff, grace */
 	EV_GROUP_TIMEOUT, /* its group's timeout expired */
 	EV_COUNT,
@@ -73,10 +81,16 @@ struct rt_ctr {
 	char *ctrl_socket;
 	int stop_signal;
 
+	/* what an apply or the operator asked of it */
+	bool pending_start;    /* gets START when its group starts */
+	bool start_after_stop; /* operator start/restart while STOPPING */
+	bool kept;             /* an apply carries it into the new set as it is */
+	bool retiring;         /* an apply removed or changed it: it only stops */
+
 	/* state */
 	enum ctr_state state;
-	bool goal_reached; /* sticky since runtime_start */
-	bool goal_missed;  /* reported as missed since runtime_start */
+	bool goal_reached; /* sticky since runtime_start / the apply */
+	bool goal_missed;  /* reported as missed since then */
 	bool ready_early;  /* READY arrived while STARTING */
 	bool mnt_tmpfs, mnt_lower, mnt_rootfs;
 	bool kill_sent;
@@ -85,7 +99,7 @@ struct rt_ctr {
 	pid_t init;
 	int exit_code; /* keeper exit per plugins.h */
 	uint64_t up_since;
-	unsigned restarts;
+	unsigned restarts; /* since runtime_start / the apply */
 	unsigned fails; /* consecutive quick exits: the backoff exponent */
 	struct loop_timer timer;
 
@@ -95,7 +109,8 @@ struct rt_ctr {
 	struct logfile *log;
 	bool log_broken;
 
-	char dir[PATH_MAX]; /* <statedir>/ctr/<name> */
+	char rev[RT_REV_MAX + 1]; /* revision it was last mounted in: logs, volumes */
+	char dir[PATH_MAX];       /* <statedir>/ctr/<name> */
 	char reason[RT_REASON_MAX];
 };
 
@@ -108,27 +123,54 @@ struct rt_group {
 	struct loop_timer timer;
 };
 
-enum rt_phase { RT_IDLE, RT_STARTING, RT_STARTED, RT_STOPPING, RT_STOPPED };
+/* One revision's groups and containers. Containers are allocated one by one
+ * (their timers and console are linked into the loop by address) so that an
+ * apply can carry a running one into the new set without moving it. */
+struct rt_set {
+	char rev[RT_REV_MAX + 1];
+	struct rt_group *groups;
+	size_t ngroups;
+	struct rt_ctr **ctrs;
+	size_t nctrs;
+};
+
+/* RETIRING: an apply stops the containers it removes or changes (`old`, in
+ * its own reverse group order) before the new set (`cur`) starts. */
+enum rt_phase { RT_IDLE, RT_RETIRING, RT_STARTING, RT_STARTED, RT_STOPPING, RT_STOPPED };
+
+struct rt_evq_item {
+	char name[NAME_MAX_LEN + 1];
+	enum rt_ctr_event ev;
+	unsigned restarts;
+	char reason[RT_EV_REASON_MAX];
+};
 
 struct runtime {
 	struct runtime_config cfg;
 	char *statedir;
-	char rev[RT_REV_MAX + 1];
-	struct rt_group *groups;
-	size_t ngroups;
-	struct rt_ctr *ctrs;
-	size_t nctrs;
+	struct rt_set cur; /* the revision applied last: what the status shows */
+	struct rt_set old; /* while an apply retires: what it removed or changed */
+	bool has_old;
 
 	enum rt_phase phase;
-	size_t cur_group;  /* starting: next group to finish; stopping: groups left */
-	bool failed;       /* a goal was missed / a container failed while starting */
-	bool reported;     /* started_cb called */
+	unsigned gen;       /* +1 per start, apply, stop_all: "did a callback act?" */
+	size_t cur_group;   /* starting: next group to finish; stopping: groups left */
+	size_t old_group;   /* retiring: groups of `old` left to stop */
+	bool failed;        /* a goal was missed / a container failed while starting */
+	bool reported;      /* started_cb called */
 	runtime_started_cb started_cb;
 	void *started_data;
 	runtime_stopped_cb stopped_cb;
 	void *stopped_data;
-	struct loop_timer step; /* deferred group progress: callbacks never nest */
+	struct loop_timer step; /* deferred progress and events: callbacks never nest */
 	char fail_reason[RT_REASON_MAX];
+	char changes[RT_CHANGES_MAX];
+
+	runtime_event_cb event_cb;
+	void *event_data;
+	struct rt_evq_item *evq; /* ring of RT_EVQ_MAX */
+	size_t evq_head, evq_len;
+	unsigned evq_dropped;
 };
 
 /* ctr.c */
@@ -144,6 +186,10 @@ static inline bool ctr_is_idle(const struct rt_ctr *c)
 }
 bool ctr_goal_met_now(const struct rt_ctr *c);
 unsigned ctr_backoff_ms(const struct runtime_config *cfg, unsigned fails);
+/* The goal cannot be reached any more: `how` continues "goal X not reached". */
+void ctr_goal_miss(struct rt_ctr *c, const char *how);
+/* Running: the keeper or the mounts are up (MOUNTED .. READY, BACKOFF). */
+bool ctr_is_up(const struct rt_ctr *c);
 
 /* ctr_io.c */
 int ctr_mount(struct rt_ctr *c, struct err *e) _must_check_;
@@ -155,11 +201,35 @@ void ctr_log_note(struct rt_ctr *c, const char *fmt, ...) _printf_(2, 3);
 int ctr_spawn(struct rt_ctr *c, struct err *e) _must_check_;
 
 /* load.c */
-void rt_tables_free(struct runtime *rt);
+/* Validate and copy specs into a new set; on error nothing is allocated. */
+int rt_set_build(struct runtime *rt, const char *rev, const struct rt_group_spec *groups,
+		 size_t ngroups, const struct rt_ctr_spec *ctrs, size_t nctrs, struct rt_set *out,
+		 struct err *e) _must_check_;
+/* Free a set and every container in it (NULL entries skipped): timers
+ * disarmed, console closed, plugin handle released. */
+void rt_set_free(struct runtime *rt, struct rt_set *s);
+void rt_ctr_drop(struct rt_ctr *c);
 int rt_signal_parse(const char *s, int *sig);
+/* An apply or a start is running and has not reported yet, or a stop. */
+static inline bool rt_busy(const struct runtime *rt)
+{
+	return rt->phase == RT_RETIRING || rt->phase == RT_STOPPING ||
+	       (rt->phase == RT_STARTING && !rt->reported);
+}
+
+/* apply.c */
+/* The retirees are down (and freed): start the new set. */
+void rt_retired(struct runtime *rt);
+
+/* control.c */
+/* Queue a container event; delivered from the step (never inside a call). */
+void rt_event_push(struct rt_ctr *c, enum rt_ctr_event ev);
+void rt_events_deliver(struct runtime *rt);
 
 /* group.c */
 void rt_schedule(struct runtime *rt); /* run group progress from the loop, soon */
+/* Start the current set group by group (containers marked pending_start). */
+void rt_start_phase(struct runtime *rt);
 void rt_step_cb(struct loop_timer *t);
 void rt_group_timer_cb(struct loop_timer *t);
 /* A goal was missed or a container gave up while starting: keep the first
