@@ -31,12 +31,19 @@ struct ctrl_hooks {
 struct ctrl_config {
 	struct loop *loop;
 	struct runtime *rt;
-	struct trails *tr;        /* update engine: revisions, objects, progress, gc (may be NULL in tests) */
-	struct storage *storage;  /* metadata under <storage>/meta/ */
-	struct ctrl_hooks hooks;
-	const char *admin_path; /* e.g. /run/cairn/ctrl.sock; NULL = none */
-	unsigned max_conns;     /* per socket */
-	unsigned conn_timeout_s;
+	/* update engine: revisions, objects, progress, gc. NULL: those routes
+	 * answer 503 (tests, or a device whose engine failed to start) */
+	struct trails *tr;
+	/* metadata under <storage>/meta/, committed/try in GET /v1/status. NULL:
+	 * the metadata routes answer 503 */
+	struct storage *storage;
+	struct ctrl_hooks hooks; /* NULL functions: that command answers 503 */
+	const char *admin_path;  /* e.g. /run/cairn/ctrl.sock; NULL = none */
+	/* Connections per socket: 0 = 512 for the admin socket; a container
+	 * socket never has more than 16. At the cap, the connection waiting
+	 * longest for a request head is closed to let the new one in. */
+	unsigned max_conns;
+	unsigned conn_timeout_s; /* idle and request-head deadline; 0 = 10 s */
 };
 
 int ctrl_new(const struct ctrl_config *cfg, struct ctrl **out, struct err *e) _must_check_;
@@ -48,7 +55,9 @@ void ctrl_set_revision(struct ctrl *c, uint64_t rev);
 int ctrl_container_add(struct ctrl *c, const char *name, const char *path,
 		       struct err *e) _must_check_;
 void ctrl_container_remove(struct ctrl *c, const char *name);
-/* Roles of a container's socket (CTRL_ROLE_* bits); 0 = the defaults only. */
+/* Roles of a container's socket (CTRL_ROLE_* bits, the same values as
+ * TRAILS_ROLE_*); 0 = the defaults only. They belong to the socket: call it
+ * after ctrl_container_add, which starts every new socket with none. */
 void ctrl_container_set_roles(struct ctrl *c, const char *name, unsigned roles);
 
 #endif

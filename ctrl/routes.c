@@ -1,12 +1,13 @@
-/* ctrl/routes.c — the route table and its handlers. See ctrl/API.md.
+/* ctrl/routes.c — the route table, matching, authorization and the
+ * response helpers every handler uses. See ctrl/API.md.
  *
  * Every route is one row: method, path pattern, who may call it, what it
- * does with a body, handler. Dispatch order: route (404/405), caller (400
- * for "self" from the admin socket, 403), body cap (413), handler. */
+ * does with a body, handler. Order of checks for a request: route (404 /
+ * 405), caller (400 for "self" from the admin socket, 403), body (411 /
+ * 413 / 503), handler. */
 #define LOG_MODULE "ctrl"
 #include "ctrl_internal.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,6 +16,8 @@
 #include "../lib/cleanup.h"
 #include "../lib/log.h"
 #include "../lib/util.h"
+#include "../runtime/runtime.h"
+#include "../trails/trails.h"
 
 /* ---------------- responses ---------------- */
 
@@ -22,6 +25,7 @@ void ctrl_resp_init(struct ctrl *c, struct ctrl_resp *rs)
 {
 	rs->status = 200;
 	rs->allow[0] = '\0';
+	rs->log = NULL;
 	jw_init_fixed(&rs->w, c->resp_buf, c->resp_cap);
 }
 
@@ -33,6 +37,7 @@ static void resp_verror(struct ctrl_resp *rs, unsigned status, const char *field
 {
 	char msg[ERR_MSG_MAX];
 	vsnprintf(msg, sizeof(msg), fmt, ap); /* a long message is cut, never fails */
+	ctrl_resp_release(rs);
 	jw_init_fixed(&rs->w, rs->w.buf, rs->w.cap);
 	rs->status = status;
 	jw_obj_open(&rs->w);
@@ -50,14 +55,15 @@ void ctrl_resp_error(struct ctrl_resp *rs, unsigned status, const char *field, c
 	va_end(ap);
 }
 
-/* An error from a lower layer keeps its message and field. */
-static void resp_err(struct ctrl_resp *rs, unsigned status, const struct err *e)
+void ctrl_resp_err(struct ctrl_resp *rs, unsigned status, const struct err *e)
 {
 	ctrl_resp_error(rs, status, e->field, "%s", e->msg[0] ? e->msg : "unknown error");
 }
 
 void ctrl_resp_finish(struct ctrl_resp *rs)
 {
+	if (rs->log)
+		return;
 	if (jw_finish(&rs->w, NULL) < 0)
 		ctrl_resp_error(rs, 500, "", "response larger than %zu bytes", rs->w.cap);
 	if (jw_finish(&rs->w, NULL) < 0 || rs->w.len + 2 > rs->w.cap)
@@ -66,24 +72,10 @@ void ctrl_resp_finish(struct ctrl_resp *rs)
 	rs->w.buf[rs->w.len] = '\0';
 }
 
-/* ---------------- helpers ---------------- */
-
-static const char *goal_name(enum rt_goal g)
+void ctrl_resp_release(struct ctrl_resp *rs)
 {
-	switch (g) {
-	case RT_GOAL_MOUNTED:
-		return "MOUNTED";
-	case RT_GOAL_STARTED:
-		return "STARTED";
-	case RT_GOAL_READY:
-		return "READY";
-	}
-	return "UNKNOWN";
-}
-
-static const char *str_or_empty(const char *s)
-{
-	return s ? s : "";
+	ctrl_logfile_free(rs->log);
+	rs->log = NULL;
 }
 
 const char *ctrl_printable(char out[CTRL_ECHO_MAX + 4], const char *s)
@@ -99,35 +91,39 @@ const char *ctrl_printable(char out[CTRL_ECHO_MAX + 4], const char *s)
 	return out;
 }
 
-/* States go out uppercase, the words goals use (a READY goal is met in
- * state READY), whatever case the runtime names them in. */
-static void put_state(struct jw *w, const char *key, enum ctr_state state)
+/* ---------------- shared by handlers ---------------- */
+
+bool ctrl_param_name(const struct ctrl_req *rq, unsigned i, const char *field,
+		     struct ctrl_resp *rs)
 {
-	const char *n = str_or_empty(ctr_state_name(state));
-	char up[16];
-	size_t i = 0;
-	for (; n[i] && i < sizeof(up) - 1; i++)
-		up[i] = (char)toupper((unsigned char)n[i]);
-	up[i] = '\0';
-	jw_kv_str(w, key, up);
+	if (name_valid(rq->params[i]))
+		return true;
+	char b[CTRL_ECHO_MAX + 4];
+	ctrl_resp_error(rs, 400, field, "'%s' is not a valid %s ([a-z0-9][a-z0-9_-]{0,31})",
+			ctrl_printable(b, rq->params[i]), field);
+	return false;
 }
 
-static void put_status(struct jw *w, const struct rt_ctr_status *st)
+/* Decimal, no sign, no leading zero, 1 .. REV_MAX_NUMBER. */
+bool ctrl_param_rev(const struct ctrl_req *rq, unsigned i, uint64_t *rev, struct ctrl_resp *rs)
 {
-	jw_obj_open(w);
-	jw_kv_str(w, "name", str_or_empty(st->name));
-	jw_kv_str(w, "group", str_or_empty(st->group));
-	put_state(w, "state", st->state);
-	jw_kv_str(w, "goal", goal_name(st->goal));
-	jw_kv_bool(w, "goal_met", st->goal_met);
-	jw_kv_int(w, "pid", st->pid > 0 ? st->pid : 0);
-	jw_kv_uint(w, "restarts", st->restarts);
-	jw_kv_str(w, "reason", str_or_empty(st->reason));
-	jw_obj_close(w);
+	const char *s = rq->params[i];
+	uint64_t v = 0;
+	size_t n = strspn(s, "0123456789");
+	bool ok = n > 0 && n <= 16 && s[n] == '\0' && s[0] != '0';
+	for (size_t k = 0; ok && k < n; k++)
+		v = v * 10 + (uint64_t)(s[k] - '0');
+	if (ok && v <= REV_MAX_NUMBER) {
+		*rev = v;
+		return true;
+	}
+	char b[CTRL_ECHO_MAX + 4];
+	ctrl_resp_error(rs, 400, "revision", "'%s' is not a revision number (1 to %llu)",
+			ctrl_printable(b, s), (unsigned long long)REV_MAX_NUMBER);
+	return false;
 }
 
-/* Index of container `name` in the runtime, or -1 with rs set to 404. */
-static int find_ctr(struct ctrl *c, const char *name, struct ctrl_resp *rs)
+int ctrl_find_ctr(struct ctrl *c, const char *name, struct ctrl_resp *rs)
 {
 	int i = runtime_find(c->rt, name);
 	if (i < 0 || (size_t)i >= runtime_count(c->rt)) {
@@ -137,122 +133,71 @@ static int find_ctr(struct ctrl *c, const char *name, struct ctrl_resp *rs)
 	return i;
 }
 
-/* HTTP status for a runtime_ready() failure. */
-static unsigned ready_status(int r)
+const char *ctrl_caller_label(const struct ctrl_caller *who, char *buf, size_t cap)
 {
-	switch (-r) {
-	case ENOENT:
-		return 404;
-	case ENOMEM:
-		return 503;
-	default:
-		return 409; /* not in a state that can become READY */
-	}
+	if (who->kind == CTRL_CALLER_ADMIN || str_fmt(buf, cap, "container %s", who->name) < 0)
+		return "admin";
+	return buf;
 }
 
-/* ---------------- handlers ---------------- */
-
-static void h_status(struct ctrl *c, const struct ctrl_req *rq, struct ctrl_resp *rs)
+const char *ctrl_query(const struct ctrl_req *rq, const char *key)
 {
-	(void)rq;
-	size_t n = runtime_count(c->rt), ready = 0;
-	for (size_t i = 0; i < n; i++) {
-		struct rt_ctr_status st = {0};
-		runtime_status(c->rt, i, &st);
-		ready += st.goal_met;
-	}
-	struct jw *w = &rs->w;
-	jw_obj_open(w);
-	jw_key(w, "revision");
-	if (c->has_revision)
-		jw_uint(w, c->revision);
-	else
-		jw_null(w);
-	jw_kv_str(w, "phase", str_or_empty(runtime_phase(c->rt)));
-	jw_key(w, "containers");
-	jw_obj_open(w);
-	jw_kv_uint(w, "total", n);
-	jw_kv_uint(w, "ready", ready);
-	jw_obj_close(w);
-	jw_obj_close(w);
-}
-
-static void h_containers(struct ctrl *c, const struct ctrl_req *rq, struct ctrl_resp *rs)
-{
-	(void)rq;
-	size_t n = runtime_count(c->rt);
-	jw_arr_open(&rs->w);
-	for (size_t i = 0; i < n; i++) {
-		struct rt_ctr_status st = {0};
-		runtime_status(c->rt, i, &st);
-		put_status(&rs->w, &st);
-	}
-	jw_arr_close(&rs->w);
-}
-
-static void put_one(struct ctrl *c, const char *name, struct ctrl_resp *rs)
-{
-	int i = find_ctr(c, name, rs);
-	if (i < 0)
-		return;
-	struct rt_ctr_status st = {0};
-	runtime_status(c->rt, (size_t)i, &st);
-	put_status(&rs->w, &st);
-}
-
-static void h_container(struct ctrl *c, const struct ctrl_req *rq, struct ctrl_resp *rs)
-{
-	if (!name_valid(rq->params[0])) {
-		char b[CTRL_ECHO_MAX + 4];
-		ctrl_resp_error(rs, 400, "name",
-				"'%s' is not a container name ([a-z0-9][a-z0-9_-]{0,31})",
-				ctrl_printable(b, rq->params[0]));
-		return;
-	}
-	put_one(c, rq->params[0], rs);
-}
-
-static void h_self(struct ctrl *c, const struct ctrl_req *rq, struct ctrl_resp *rs)
-{
-	put_one(c, rq->caller->name, rs);
-}
-
-static void h_self_ready(struct ctrl *c, const struct ctrl_req *rq, struct ctrl_resp *rs)
-{
-	const char *name = rq->caller->name;
-	int i = find_ctr(c, name, rs);
-	if (i < 0)
-		return;
-	struct err e = ERR_INIT;
-	int r = runtime_ready(c->rt, name, &e);
-	if (r < 0) {
-		resp_err(rs, ready_status(r), &e);
-		return;
-	}
-	struct rt_ctr_status st = {0};
-	runtime_status(c->rt, (size_t)i, &st);
-	log_info("container %s reported ready", name);
-	jw_obj_open(&rs->w);
-	jw_kv_str(&rs->w, "container", name);
-	put_state(&rs->w, "state", st.state);
-	jw_obj_close(&rs->w);
+	for (unsigned i = 0; i < rq->nquery; i++)
+		if (strcmp(rq->query[i].key, key) == 0)
+			return rq->query[i].value ? rq->query[i].value : "";
+	return NULL;
 }
 
 /* ---------------- the table ---------------- */
 
-#define ANYONE (CTRL_WHO_ADMIN | CTRL_WHO_CONTAINER)
+#define ADMIN CTRL_WHO_ADMIN
+#define MGMT CTRL_WHO_MGMT
+#define SELF CTRL_WHO_SELF
+#define ANY CTRL_WHO_ANY
+#define PLAIN CTRL_ROUTE_PLAIN
+#define NAMED CTRL_ROUTE_NAME
+#define NOBODY CTRL_BODY_NONE
+#define JSON CTRL_BODY_JSON
 
-/* "self" rows come before "*" rows of the same shape: first match wins. */
+/* Literal rows before "*" rows of the same shape: the first match wins. */
 static const struct ctrl_route routes[] = {
-	{"GET", "/v1/status", ANYONE, false, CTRL_BODY_NONE, h_status},
-	{"GET", "/v1/containers", CTRL_WHO_ADMIN, false, CTRL_BODY_NONE, h_containers},
-	{"GET", "/v1/containers/self", CTRL_WHO_CONTAINER, true, CTRL_BODY_NONE, h_self},
-	{"POST", "/v1/containers/self/ready", CTRL_WHO_CONTAINER, true, CTRL_BODY_NONE,
-	 h_self_ready},
-	{"GET", "/v1/containers/*", CTRL_WHO_ADMIN, false, CTRL_BODY_NONE, h_container},
+	{"GET", "/v1/status", ADMIN | ANY, PLAIN, NOBODY, 0, ctrl_h_status, NULL},
+	{"GET", "/v1/containers", ADMIN | MGMT, PLAIN, NOBODY, 0, ctrl_h_containers, NULL},
+	{"POST", "/v1/containers/self/ready", SELF, CTRL_ROUTE_SELF, NOBODY, 0,
+	 ctrl_h_self_ready, NULL},
+	{"GET", "/v1/containers/*", ADMIN | MGMT | SELF, NAMED, NOBODY, 0, ctrl_h_container, NULL},
+	{"POST", "/v1/containers/*/start", ADMIN | MGMT, NAMED, NOBODY, 0, ctrl_h_ctr_start, NULL},
+	{"POST", "/v1/containers/*/stop", ADMIN | MGMT, NAMED, NOBODY, 0, ctrl_h_ctr_stop, NULL},
+	{"POST", "/v1/containers/*/restart", ADMIN | MGMT, NAMED, NOBODY, 0, ctrl_h_ctr_restart,
+	 NULL},
+	{"GET", "/v1/logs/*", ADMIN | MGMT | SELF, NAMED, NOBODY, 0, ctrl_h_logs, NULL},
+	{"GET", "/v1/revisions", ADMIN | MGMT, PLAIN, NOBODY, 0, ctrl_h_revisions, NULL},
+	{"GET", "/v1/revisions/*", ADMIN | MGMT, PLAIN, NOBODY, 0, ctrl_h_revision, NULL},
+	{"PUT", "/v1/revisions/*", ADMIN | MGMT, PLAIN, JSON, CTRL_REV_BODY_MAX,
+	 ctrl_h_revision_put, NULL},
+	{"POST", "/v1/revisions/*/run", ADMIN | MGMT, PLAIN, NOBODY, 0, ctrl_h_revision_run, NULL},
+	{"GET", "/v1/progress", ADMIN | MGMT, PLAIN, NOBODY, 0, ctrl_h_progress, NULL},
+	{"HEAD", "/v1/objects/*", ADMIN | MGMT, PLAIN, NOBODY, 0, ctrl_h_object_head, NULL},
+	{"PUT", "/v1/objects/*", ADMIN | MGMT, PLAIN, CTRL_BODY_STREAM, 0, NULL, &ctrl_object_put},
+	{"GET", "/v1/meta/user", ADMIN | ANY, PLAIN, NOBODY, 0, ctrl_h_meta_list, NULL},
+	{"GET", "/v1/meta/user/*", ADMIN | ANY, PLAIN, NOBODY, 0, ctrl_h_meta_get, NULL},
+	{"PUT", "/v1/meta/user/*", ADMIN | MGMT, PLAIN, JSON, 0, ctrl_h_meta_put, NULL},
+	{"DELETE", "/v1/meta/user/*", ADMIN | MGMT, PLAIN, NOBODY, 0, ctrl_h_meta_delete, NULL},
+	{"GET", "/v1/meta/device", ADMIN | ANY, PLAIN, NOBODY, 0, ctrl_h_device_list, NULL},
+	{"GET", "/v1/meta/device/*", ADMIN | ANY, PLAIN, NOBODY, 0, ctrl_h_device_get, NULL},
+	{"POST", "/v1/commands/reboot", ADMIN | MGMT, PLAIN, NOBODY, 0, ctrl_h_reboot, NULL},
+	{"POST", "/v1/commands/poweroff", ADMIN | MGMT, PLAIN, NOBODY, 0, ctrl_h_poweroff, NULL},
+	{"POST", "/v1/commands/gc", ADMIN | MGMT, PLAIN, NOBODY, 0, ctrl_h_gc, NULL},
+	{"POST", "/v1/commands/poll-hub", ADMIN | MGMT, PLAIN, NOBODY, 0, ctrl_h_poll_hub, NULL},
 };
 
-/* ---------------- dispatch ---------------- */
+const struct ctrl_route *ctrl_routes(size_t *n)
+{
+	*n = ARRAY_SIZE(routes);
+	return routes;
+}
+
+/* ---------------- matching ---------------- */
 
 /* Match `path` against `pattern` segment by segment; a "*" segment takes
  * one non-empty path segment into rq->params. */
@@ -305,7 +250,7 @@ static void allow_add(char *allow, const char *method)
 
 const struct ctrl_route *ctrl_route_match(struct ctrl_req *rq, struct ctrl_resp *rs)
 {
-	struct ctrl_req probe = {0};
+	static struct ctrl_req probe; /* one thread; params only */
 	rs->allow[0] = '\0';
 	for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
 		if (!path_match(routes[i].pattern, rq->path, &probe))
@@ -327,16 +272,37 @@ const struct ctrl_route *ctrl_route_match(struct ctrl_req *rq, struct ctrl_resp 
 	return NULL;
 }
 
-bool ctrl_route_allowed(const struct ctrl_route *r, const struct ctrl_req *rq,
-			struct ctrl_resp *rs)
+/* ---------------- authorization ---------------- */
+
+static bool caller_may(const struct ctrl_route *r, const struct ctrl_req *rq)
 {
 	const struct ctrl_caller *who = rq->caller;
-	if (r->self && who->kind != CTRL_CALLER_CONTAINER) {
+	if (who->kind == CTRL_CALLER_ADMIN)
+		return r->who & CTRL_WHO_ADMIN;
+	if (r->who & CTRL_WHO_ANY)
+		return true;
+	if ((r->who & CTRL_WHO_MGMT) && (who->roles & CTRL_ROLE_MGMT))
+		return true;
+	if (!(r->who & CTRL_WHO_SELF))
+		return false;
+	/* an empty or prefix name never passes: whole-string equality */
+	return r->kind == CTRL_ROUTE_SELF ||
+	       (r->kind == CTRL_ROUTE_NAME && who->name[0] && strcmp(rq->params[0], who->name) == 0);
+}
+
+bool ctrl_route_allowed(const struct ctrl_route *r, struct ctrl_req *rq, struct ctrl_resp *rs)
+{
+	const struct ctrl_caller *who = rq->caller;
+	bool says_self = r->kind == CTRL_ROUTE_SELF ||
+			 (r->kind == CTRL_ROUTE_NAME && strcmp(rq->params[0], "self") == 0);
+	if (says_self && who->kind != CTRL_CALLER_CONTAINER) {
 		ctrl_resp_error(rs, 400, "", "self needs a container socket");
 		return false;
 	}
-	unsigned bit = who->kind == CTRL_CALLER_ADMIN ? CTRL_WHO_ADMIN : CTRL_WHO_CONTAINER;
-	if (r->who & bit)
+	if (says_self && r->kind == CTRL_ROUTE_NAME &&
+	    str_fmt(rq->params[0], sizeof(rq->params[0]), "%s", who->name) < 0)
+		rq->params[0][0] = '\0'; /* cannot happen: names are shorter */
+	if (caller_may(r, rq))
 		return true;
 	char p[CTRL_ECHO_MAX + 4];
 	if (who->kind == CTRL_CALLER_ADMIN)
@@ -346,20 +312,4 @@ bool ctrl_route_allowed(const struct ctrl_route *r, const struct ctrl_req *rq,
 		ctrl_resp_error(rs, 403, "", "container '%s' may not call %s %s", who->name,
 				r->method, ctrl_printable(p, rq->path));
 	return false;
-}
-
-void ctrl_dispatch(struct ctrl *c, struct ctrl_req *rq, struct ctrl_resp *rs)
-{
-	const struct ctrl_route *r = ctrl_route_match(rq, rs);
-	if (!r || !ctrl_route_allowed(r, rq, rs))
-		return;
-	if (rq->body_len > CTRL_BODY_MAX) {
-		ctrl_resp_error(rs, 413, "", "request body larger than %d bytes", CTRL_BODY_MAX);
-		return;
-	}
-	if (r->body == CTRL_BODY_NONE) {
-		rq->body = NULL;
-		rq->body_len = 0;
-	}
-	r->fn(c, rq, rs);
 }

@@ -1,17 +1,20 @@
 /* ctrl/server.c — the control sockets: one libmicrohttpd daemon per
  * listening unix socket, driven from cairn's loop (MHD starts no thread).
+ * request.c holds the access handler, follow.c the log streams.
  *
  * Loop integration: every daemon runs in MHD_USE_EPOLL mode. Its epoll fd
- * is one loop_io (readable whenever one of its sockets is), and one
- * loop_timer carries the earlier of MHD_get_timeout() and the nearest
- * request-head deadline (below). Every MHD_run() is followed by re-arming
- * that timer; a timeout of 0 (MHD has buffered work left) fires on the next
- * loop iteration, after the other fds had their turn.
+ * is one loop_io (readable whenever one of its sockets is, or a suspended
+ * connection was resumed), and one loop_timer carries the earlier of
+ * MHD_get_timeout() and the nearest request-head deadline (below). Every
+ * MHD_run() is followed by re-arming that timer; a timeout of 0 (MHD has
+ * buffered work left) fires on the next loop iteration, after the other fds
+ * had their turn.
  *
  * Invariants:
  * - A daemon is never stopped from inside one of its own callbacks: while
  *   c->running > 0, removing a socket only unlinks its file and marks it
- *   dead; ctrl_reap() stops dead daemons once MHD_run() has returned.
+ *   dead; ctrl_reap() stops dead daemons once MHD_run() has returned. Its
+ *   suspended followers are resumed first.
  * - Slow clients. MHD's CONNECTION_TIMEOUT closes idle connections, but a
  *   client trickling one byte at a time is never idle. Each connection has
  *   a slot recording since when it waits for a request head; a head not
@@ -19,14 +22,21 @@
  *   previous response) ends with shutdown(2) of the fd, which MHD then sees
  *   as a peer that went away. A slot remembers the socket's inode so a
  *   reused fd number is never cut by mistake.
+ * - The connection cap. libmicrohttpd stops accepting at its limit; idle or
+ *   trickling clients could hold every slot until their deadline. So the
+ *   connection that fills the last slot evicts (shuts down) the one that has
+ *   waited longest for a request head: a well-behaved client is always
+ *   accepted at once, and a connection between head and answer (a request
+ *   being served, a log follower) is never evicted.
  * - A socket file is unlinked only if it still is the inode we bound. */
 #define _GNU_SOURCE /* struct ucred */
 #define LOG_MODULE "ctrl"
+#include <microhttpd.h>
+
 #include "ctrl_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <microhttpd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,7 +51,7 @@
 #include "../lib/log.h"
 #include "../lib/util.h"
 
-#define CTRL_DEFAULT_CONNS 64
+#define CTRL_DEFAULT_CONNS 512
 #define CTRL_MAX_CONNS 4096
 #define CTRL_CTR_MAX_CONNS 16 /* a container socket never has more */
 #define CTRL_DEFAULT_TIMEOUT_S 10
@@ -49,43 +59,9 @@
 /* Per connection, libmicrohttpd's pool: the request line and headers must
  * fit in it (measured: 30 KiB pass, 32 KiB get libmicrohttpd's own 431). */
 #define CTRL_CONN_MEMORY (32 * 1024)
-#define CTRL_BACKLOG 16
+#define CTRL_BACKLOG 64
 #define NS_PER_MS 1000000ull
 #define NS_PER_S 1000000000ull
-
-struct ctrl_conn {
-	int fd; /* -1: free slot */
-	ino_t ino;
-	bool in_request; /* head complete, response not yet done */
-	bool cut;        /* shut down for a late head, MHD yet to notice */
-	uint64_t since;  /* waiting for a request head since (CLOCK_MONOTONIC ns) */
-};
-
-struct ctrl_sock {
-	struct ctrl *ctrl;
-	struct ctrl_sock *next;
-	struct ctrl_caller caller; /* everyone on this socket */
-	char name[NAME_MAX_LEN + 1];
-	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	bool bound; /* path is our socket file: dev/ino say which */
-	dev_t dev;
-	ino_t ino;
-	struct MHD_Daemon *mhd;
-	struct loop_io io;
-	struct loop_timer timer;
-	bool dead;
-	bool rerun; /* a connection closed: MHD_run() again, see sock_rearm() */
-	struct ctrl_conn *conns;
-	unsigned nconns; /* slots, = the socket's connection limit */
-};
-
-/* One request between its head and its completion. */
-struct ctrl_call {
-	const struct ctrl_route *route;
-	char *body; /* CTRL_BODY_JSON routes */
-	size_t len, cap;
-	bool too_large;
-};
 
 /* ---------------- socket files ---------------- */
 
@@ -145,11 +121,42 @@ static int sock_listen(struct ctrl_sock *s, mode_t mode, int *out, struct err *e
 
 /* ---------------- connection slots ---------------- */
 
-static struct ctrl_conn *conn_slot(struct MHD_Connection *conn)
+struct ctrl_conn *ctrl_conn_slot(struct MHD_Connection *conn)
 {
 	const union MHD_ConnectionInfo *ci =
 		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 	return ci ? ci->socket_context : NULL;
+}
+
+/* shutdown(2) the connection of slot k if its fd still is that socket. */
+static void conn_cut(struct ctrl_conn *k)
+{
+	struct stat st;
+	if (fstat(k->fd, &st) == 0 && st.st_ino == k->ino)
+		(void)shutdown(k->fd, SHUT_RDWR);
+	k->cut = true;
+}
+
+/* The last slot was just taken (by `fresh`): evict the connection that has
+ * waited longest for a request head, so the next client gets in. */
+static void conn_evict(struct ctrl_sock *s, const struct ctrl_conn *fresh)
+{
+	struct ctrl_conn *old = NULL;
+	unsigned used = 0;
+	for (unsigned i = 0; i < s->nconns; i++) {
+		struct ctrl_conn *k = &s->conns[i];
+		if (k->fd < 0)
+			continue;
+		used++;
+		if (k != fresh && !k->in_request && !k->cut && (!old || k->since < old->since))
+			old = k;
+	}
+	if (used < s->nconns || !old)
+		return;
+	log_info("%s: %u connections (the cap): closing one that waited %llu ms for a request",
+		 s->path, used, (unsigned long long)((now_ns() - old->since) / NS_PER_MS));
+	conn_cut(old);
+	s->evicted++;
 }
 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
@@ -175,6 +182,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 			continue;
 		*k = (struct ctrl_conn){.fd = ci->connect_fd, .ino = st.st_ino, .since = now_ns()};
 		*socket_context = k;
+		conn_evict(s, k);
 		return;
 	}
 	log_warn("%s: no connection slot free (limit %u)", s->path, s->nconns);
@@ -193,13 +201,9 @@ static uint64_t heads_check(struct ctrl_sock *s, uint64_t now)
 				next = k->since + limit;
 			continue;
 		}
-		struct stat st;
-		if (fstat(k->fd, &st) == 0 && st.st_ino == k->ino) {
-			log_debug("%s: request head not complete after %us, closing", s->path,
-				  s->ctrl->conn_timeout_s);
-			(void)shutdown(k->fd, SHUT_RDWR);
-		}
-		k->cut = true;
+		log_debug("%s: request head not complete after %us, closing", s->path,
+			  s->ctrl->conn_timeout_s);
+		conn_cut(k);
 	}
 	return next;
 }
@@ -272,195 +276,19 @@ static void on_timer(struct loop_timer *t)
 	sock_run(t->data);
 }
 
-/* ---------------- requests ---------------- */
-
-static enum MHD_Result respond(struct ctrl_sock *s, struct MHD_Connection *conn,
-			       struct ctrl_resp *rs, const char *method, const char *url)
-{
-	char m[CTRL_ECHO_MAX + 4], u[CTRL_ECHO_MAX + 4];
-	ctrl_resp_finish(rs);
-	log_debug("%s: %s %s -> %u", s->caller.kind == CTRL_CALLER_ADMIN ? "admin" : s->name,
-		  ctrl_printable(m, method), ctrl_printable(u, url), rs->status);
-	struct MHD_Response *resp =
-		MHD_create_response_from_buffer(rs->w.len, rs->w.buf, MHD_RESPMEM_MUST_COPY);
-	if (!resp)
-		return MHD_NO;
-	enum MHD_Result r =
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-	if (r == MHD_YES && rs->allow[0])
-		r = MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, rs->allow);
-	if (r == MHD_YES)
-		r = MHD_queue_response(conn, rs->status, resp);
-	MHD_destroy_response(resp);
-	return r;
-}
-
-/* The admin socket serves uid 0 only. SO_PEERCRED holds the credentials of
- * the process that called connect(), fixed for the connection's life. */
-static bool peer_is_root(struct MHD_Connection *conn, struct ctrl_resp *rs)
-{
-	const union MHD_ConnectionInfo *ci =
-		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-	struct ucred cred;
-	socklen_t len = sizeof(cred);
-	if (!ci || getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
-	    len != sizeof(cred)) {
-		ctrl_resp_error(rs, 403, "", "cannot tell who the caller is (SO_PEERCRED)");
-		return false;
-	}
-	if (cred.uid == 0)
-		return true;
-	ctrl_resp_error(rs, 403, "", "the admin socket serves root only, not uid %u",
-			(unsigned)cred.uid);
-	return false;
-}
-
-/* A declared Content-Length over the cap; chunked bodies are counted as
- * they arrive. libmicrohttpd has already rejected a malformed value. */
-static bool declared_too_large(struct MHD_Connection *conn)
-{
-	const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-						    MHD_HTTP_HEADER_CONTENT_LENGTH);
-	if (!v)
-		return false;
-	errno = 0;
-	char *end;
-	unsigned long long n = strtoull(v, &end, 10);
-	return errno == ERANGE || (end != v && n > CTRL_BODY_MAX);
-}
-
-/* The head is complete: decide everything that does not need the body now,
- * so a refused request never has its body read. */
-static enum MHD_Result call_begin(struct ctrl_sock *s, struct MHD_Connection *conn,
-				  const char *url, const char *method, void **con_cls)
-{
-	struct ctrl_conn *k = conn_slot(conn);
-	if (k)
-		k->in_request = true;
-	struct ctrl_resp rs;
-	ctrl_resp_init(s->ctrl, &rs);
-	struct ctrl_req rq = {.caller = &s->caller, .method = method, .path = url};
-	if (s->caller.kind == CTRL_CALLER_ADMIN && !peer_is_root(conn, &rs))
-		return respond(s, conn, &rs, method, url);
-	const struct ctrl_route *r = ctrl_route_match(&rq, &rs);
-	if (!r || !ctrl_route_allowed(r, &rq, &rs))
-		return respond(s, conn, &rs, method, url);
-	if (declared_too_large(conn)) {
-		ctrl_resp_error(&rs, 413, "", "request body larger than %d bytes", CTRL_BODY_MAX);
-		return respond(s, conn, &rs, method, url);
-	}
-	struct ctrl_call *call = calloc(1, sizeof(*call));
-	if (!call)
-		return MHD_NO;
-	call->route = r;
-	*con_cls = call;
-	return MHD_YES;
-}
-
-static enum MHD_Result call_body(struct ctrl_call *call, const char *data, size_t n)
-{
-	if (call->too_large || n > CTRL_BODY_MAX - call->len) {
-		/* Read and dropped: libmicrohttpd answers only once the body is in. */
-		call->too_large = true;
-		free(call->body);
-		call->body = NULL;
-		return MHD_YES;
-	}
-	if (call->route->body == CTRL_BODY_NONE) {
-		call->len += n;
-		return MHD_YES;
-	}
-	if (call->len + n > call->cap) {
-		size_t cap = call->cap ? call->cap : 4096;
-		while (cap < call->len + n)
-			cap *= 2;
-		if (cap > CTRL_BODY_MAX)
-			cap = CTRL_BODY_MAX;
-		char *b = realloc(call->body, cap);
-		if (!b)
-			return MHD_NO;
-		call->body = b;
-		call->cap = cap;
-	}
-	memcpy(call->body + call->len, data, n);
-	call->len += n;
-	return MHD_YES;
-}
-
-static enum MHD_Result call_end(struct ctrl_sock *s, struct MHD_Connection *conn,
-				struct ctrl_call *call, const char *url, const char *method)
-{
-	struct ctrl_resp rs;
-	ctrl_resp_init(s->ctrl, &rs);
-	if (call->too_large) {
-		ctrl_resp_error(&rs, 413, "", "request body larger than %d bytes", CTRL_BODY_MAX);
-		return respond(s, conn, &rs, method, url);
-	}
-	struct ctrl_req rq = {.caller = &s->caller, .method = method, .path = url,
-			      .body = call->body, .body_len = call->len};
-	ctrl_dispatch(s->ctrl, &rq, &rs);
-	return respond(s, conn, &rs, method, url);
-}
-
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-				  const char *method, const char *version, const char *upload,
-				  size_t *upload_size, void **con_cls)
-{
-	struct ctrl_sock *s = cls;
-	struct ctrl_call *call = *con_cls;
-	(void)version;
-	if (!call)
-		return call_begin(s, conn, url, method, con_cls);
-	if (*upload_size > 0) {
-		size_t n = *upload_size;
-		*upload_size = 0;
-		return call_body(call, upload, n);
-	}
-	return call_end(s, conn, call, url, method);
-}
-
-static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-			 enum MHD_RequestTerminationCode toe)
-{
-	(void)cls;
-	(void)toe;
-	struct ctrl_call *call = *con_cls;
-	if (call) {
-		free(call->body);
-		free(call);
-		*con_cls = NULL;
-	}
-	struct ctrl_conn *k = conn_slot(conn);
-	if (k) {
-		k->in_request = false;
-		k->since = now_ns();
-	}
-}
-
-static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
-
-/* libmicrohttpd's own messages: mostly about misbehaving clients, so debug. */
-static void mhd_log(void *cls, const char *fmt, va_list ap)
-{
-	const struct ctrl_sock *s = cls;
-	char msg[256], clean[CTRL_ECHO_MAX + 4];
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	msg[strcspn(msg, "\n")] = '\0';
-	log_debug("%s: libmicrohttpd: %s", s->path, ctrl_printable(clean, msg));
-}
-
 /* ---------------- sockets ---------------- */
 
 static int sock_start(struct ctrl_sock *s, int fd, struct err *e)
 {
 	struct ctrl *c = s->ctrl;
-	unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_USE_SUPPRESS_DATE_NO_CLOCK;
+	unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_USE_SUPPRESS_DATE_NO_CLOCK |
+			 MHD_ALLOW_SUSPEND_RESUME;
 	s->mhd = MHD_start_daemon(
-		flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
-		MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT, s->nconns,
+		flags, 0, NULL, NULL, ctrl_mhd_request, s, MHD_OPTION_EXTERNAL_LOGGER, ctrl_mhd_log,
+		s, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT, s->nconns,
 		MHD_OPTION_CONNECTION_TIMEOUT, c->conn_timeout_s,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CTRL_CONN_MEMORY,
-		MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
+		MHD_OPTION_NOTIFY_COMPLETED, ctrl_mhd_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
 		on_connection, s, MHD_OPTION_END);
 	if (!s->mhd) {
 		/* Whether a failed start closed the listen fd depends on where it
@@ -487,6 +315,7 @@ static void sock_free(struct ctrl_sock *s)
 		return;
 	if (s->mhd) {
 		loop_io_del(s->ctrl->loop, &s->io);
+		ctrl_follow_release(s); /* no suspended connection may remain */
 		MHD_stop_daemon(s->mhd); /* closes the listen fd and every connection */
 	}
 	loop_timer_disarm(s->ctrl->loop, &s->timer);
@@ -514,7 +343,8 @@ static int sock_open(struct ctrl *c, const char *name, const char *path, mode_t 
 	if (!s)
 		return err_set(e, ENOMEM, "out of memory");
 	s->ctrl = c;
-	s->caller = (struct ctrl_caller){name ? CTRL_CALLER_CONTAINER : CTRL_CALLER_ADMIN, s->name};
+	s->caller = (struct ctrl_caller){name ? CTRL_CALLER_CONTAINER : CTRL_CALLER_ADMIN, s->name,
+					 0};
 	if (name && str_fmt(s->name, sizeof(s->name), "%s", name) < 0)
 		return err_field(e, EINVAL, "name", "too long");
 	if (str_fmt(s->path, sizeof(s->path), "%s", path) < 0)
@@ -523,6 +353,7 @@ static int sock_open(struct ctrl *c, const char *name, const char *path, mode_t 
 	/* A container needs few connections; many sockets with many each
 	 * would let containers fill PID 1's file table. */
 	s->nconns = name && c->max_conns > CTRL_CTR_MAX_CONNS ? CTRL_CTR_MAX_CONNS : c->max_conns;
+	s->max_followers = name ? CTRL_CTR_FOLLOWERS : CTRL_ADMIN_FOLLOWERS;
 	s->conns = calloc(s->nconns, sizeof(*s->conns));
 	if (!s->conns)
 		return err_set(e, ENOMEM, "out of memory");
@@ -559,6 +390,8 @@ void ctrl_free(struct ctrl *c)
 		c->socks = s->next;
 		sock_free(s);
 	}
+	loop_timer_disarm(c->loop, &c->follow_timer);
+	loop_timer_disarm(c->loop, &c->cmd_timer);
 	free(c->resp_buf);
 	free(c);
 }
@@ -590,6 +423,11 @@ int ctrl_new(const struct ctrl_config *cfg, struct ctrl **out, struct err *e)
 	c->resp_cap = CTRL_RESP_MAX;
 	c->loop = cfg->loop;
 	c->rt = cfg->rt;
+	c->tr = cfg->tr;
+	c->storage = cfg->storage;
+	c->hooks = cfg->hooks;
+	c->follow_timer = (struct loop_timer){.cb = ctrl_follow_tick, .data = c};
+	c->cmd_timer = (struct loop_timer){.data = c};
 	c->max_conns = cfg->max_conns ? cfg->max_conns : CTRL_DEFAULT_CONNS;
 	c->conn_timeout_s = cfg->conn_timeout_s ? cfg->conn_timeout_s : CTRL_DEFAULT_TIMEOUT_S;
 	if (cfg->admin_path) {
@@ -629,4 +467,11 @@ void ctrl_container_remove(struct ctrl *c, const char *name)
 	struct ctrl_sock *s = name ? sock_find(c, name) : NULL;
 	if (s)
 		sock_kill(c, s);
+}
+
+void ctrl_container_set_roles(struct ctrl *c, const char *name, unsigned roles)
+{
+	struct ctrl_sock *s = name ? sock_find(c, name) : NULL;
+	if (s)
+		s->caller.roles = roles;
 }
