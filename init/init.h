@@ -20,6 +20,8 @@ struct init_opts {
 	const char *statedir;     /* --statedir DIR, default <storage>/run: runtime state; in
 				     sandbox mode PID 1 mounts a fresh tmpfs there */
 	const char *log_level;    /* --log-level err|warn|info|debug, default "info" */
+	const char *bootloader;   /* --bootloader file|uboot:<fw_env.config>|grub:<grubenv>,
+				     default "file" (trails/BOOT.md); checked when the engine opens it */
 };
 
 /* How the orchestrator's process ends, as seen by PID 1 (its exit status).

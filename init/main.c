@@ -1,7 +1,7 @@
 /* init/main.c — cairn's command line.
  *
  *   cairn [--sandbox] --storage DIR --trust DIR [--admin-socket PATH]
- *         [--statedir DIR] [--log-level LVL]
+ *         [--statedir DIR] [--log-level LVL] [--bootloader SPEC]
  *   cairn --help | --version
  *
  * Exit status (when cairn exits at all): 2 usage, 1 could not start, else
@@ -30,7 +30,7 @@
 #endif
 
 enum opt_id { OPT_SANDBOX, OPT_STORAGE, OPT_TRUST, OPT_ADMIN, OPT_STATEDIR, OPT_LOGLEVEL,
-	      OPT_HELP, OPT_VERSION, OPT_COUNT };
+	      OPT_BOOTLOADER, OPT_HELP, OPT_VERSION, OPT_COUNT };
 
 static const struct {
 	const char *name;
@@ -39,6 +39,7 @@ static const struct {
 	[OPT_SANDBOX] = {"--sandbox", false},   [OPT_STORAGE] = {"--storage", true},
 	[OPT_TRUST] = {"--trust", true},        [OPT_ADMIN] = {"--admin-socket", true},
 	[OPT_STATEDIR] = {"--statedir", true},  [OPT_LOGLEVEL] = {"--log-level", true},
+	[OPT_BOOTLOADER] = {"--bootloader", true},
 	[OPT_HELP] = {"--help", false},         [OPT_VERSION] = {"--version", false},
 };
 
@@ -53,6 +54,7 @@ static void usage(FILE *f)
 {
 	fputs("usage: cairn [--sandbox] --storage DIR --trust DIR [--admin-socket PATH]\n"
 	      "             [--statedir DIR] [--log-level err|warn|info|debug]\n"
+	      "             [--bootloader file|uboot:CONFIG|grub:GRUBENV]\n"
 	      "       cairn --help | --version\n"
 	      "\n"
 	      "  --sandbox            run as PID 1 of new PID, mount and UTS namespaces\n"
@@ -63,7 +65,9 @@ static void usage(FILE *f)
 	      "  --admin-socket PATH  admin control socket (default " CAIRN_DEFAULT_ADMIN_SOCKET ")\n"
 	      "  --statedir DIR       runtime state (default STORAGE/run; a fresh tmpfs in\n"
 	      "                       sandbox mode)\n"
-	      "  --log-level LVL      err, warn, info (default) or debug\n",
+	      "  --log-level LVL      err, warn, info (default) or debug\n"
+	      "  --bootloader SPEC    where the boot state lives: file (STORAGE/boot.json,\n"
+	      "                       default), uboot:FW_ENV_CONFIG or grub:GRUBENV\n",
 	      f);
 }
 
@@ -102,6 +106,21 @@ static int check_admin_socket(const char *v)
 			   sizeof(sun.sun_path) - 1);
 	if (v[strlen(v) - 1] == '/')
 		return bad("--admin-socket %s: names a directory, not a socket", v);
+	return 0;
+}
+
+/* The spec's shape only; the engine checks the rest when it opens it. */
+static int check_bootloader(const char *v)
+{
+	if (strcmp(v, "file") == 0)
+		return 0;
+	const char *path = strncmp(v, "uboot:", 6) == 0 ? v + 6
+			   : strncmp(v, "grub:", 5) == 0  ? v + 5
+							  : NULL;
+	if (!path)
+		return bad("--bootloader %s: want file, uboot:CONFIG or grub:GRUBENV", v);
+	if (path[0] != '/')
+		return bad("--bootloader %s: the path must be absolute", v);
 	return 0;
 }
 
@@ -174,6 +193,9 @@ static int check_opts(const char *vals[OPT_COUNT], struct init_opts *o)
 		return -1;
 	if (vals[OPT_STATEDIR] && check_statedir(vals[OPT_STATEDIR]) < 0)
 		return -1;
+	const char *boot = vals[OPT_BOOTLOADER] ? vals[OPT_BOOTLOADER] : "file";
+	if (check_bootloader(boot) < 0)
+		return -1;
 	if (!vals[OPT_STATEDIR] &&
 	    str_fmt(paths.statedir, sizeof(paths.statedir), "%s/run", paths.storage) < 0)
 		return bad("--storage %s: too long", paths.storage);
@@ -185,6 +207,7 @@ static int check_opts(const char *vals[OPT_COUNT], struct init_opts *o)
 		.admin_socket = admin,
 		.statedir = paths.statedir,
 		.log_level = vals[OPT_LOGLEVEL] ? vals[OPT_LOGLEVEL] : "info",
+		.bootloader = boot,
 	};
 	return 0;
 }

@@ -4,16 +4,21 @@
  * orphan of its containers (liblxc's helpers, a container's grandchildren
  * whose parent died) comes back to it and is reaped here.
  *
- * Boot: open the storage, read the boot state, load the committed revision
- * (signature, schema, every object re-hashed: a revision that fails is never
- * started; the reason is logged and kept in <storage>/last-boot-error.json),
- * open the control sockets, then start the containers group by group.
+ * Boot: open the storage, load the trust roots, start the runtime, the
+ * update engine (trails) and the control API, then let the engine boot:
+ * it settles the boot state (an interrupted try is marked FAILED), loads
+ * the revision to run (signature, schema, every object re-hashed: one that
+ * fails is never started; the reason is kept in
+ * <storage>/last-boot-error.json) and starts it group by group.
+ * The engine reaches the control API and the shutdown path only through the
+ * hooks below (trails never calls ctrl).
  * Signals (signalfd): SIGCHLD reaps; SIGTERM and SIGPWR stop everything in
  * reverse group order and power off; SIGINT (ctrl-alt-del) does the same and
  * reboots — in sandbox mode SIGINT is a developer's Ctrl-C and powers off;
  * SIGHUP is logged and ignored (no configuration to reload yet). */
 #define LOG_MODULE "orch"
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,16 +36,25 @@
 #include "../trails/trails.h"
 #include "init.h"
 
+#define ORCH_RESERVE_BYTES (8ull << 20) /* free space the update engine always keeps */
+#define ORCH_CRASH_LOOP_MAX 3          /* exits of one container during a try = failure */
+/* Containers with a control socket: two revisions' worth during a switch. */
+#define ORCH_MAX_SOCKETS (2 * REV_MAX_CONTAINERS)
+
 struct orch {
 	const struct init_opts *o;
 	struct loop *loop;
 	struct storage *storage;
 	struct trust *trust;
-	struct revision *rev;
 	struct runtime *rt;
+	struct trails *tr;
 	struct ctrl *ctrl;
 	int exit_code;
 	bool stopping;
+	/* names whose control socket exists: kept across a switch, so a kept
+	 * container keeps the socket inode bind-mounted inside it */
+	char sockets[ORCH_MAX_SOCKETS][NAME_MAX_LEN + 1];
+	size_t nsockets;
 };
 
 static void orch_reap(struct orch *m)
@@ -96,130 +110,112 @@ static void orch_signal(const struct signalfd_siginfo *si, void *data)
 	}
 }
 
-static void orch_started(void *data, bool ok, const char *reason)
+/* ---- hooks: what the engine and the control API may ask of us ---- */
+
+static void orch_hook_reboot(void *data, const char *why)
+{
+	orch_shutdown(data, ORCH_EXIT_REBOOT, why);
+}
+
+static void orch_hook_poweroff(void *data, const char *why)
+{
+	orch_shutdown(data, ORCH_EXIT_POWEROFF, why);
+}
+
+static void orch_hook_running(void *data, uint64_t rev)
 {
 	struct orch *m = data;
-	(void)m;
-	if (ok)
-		log_info("all status goals reached");
-	else
-		log_warn("status goals not reached: %s", reason);
+	ctrl_set_revision(m->ctrl, rev);
 }
 
-/* Keep why the committed revision could not run, for a person or a later
- * boot to read. Best effort: the error is logged either way. */
-static void orch_keep_boot_error(struct orch *m, uint64_t rev, const struct err *why)
+static int orch_socket_find(const struct orch *m, const char *name)
 {
-	struct jw w;
-	jw_init_dyn(&w, true);
-	jw_obj_open(&w);
-	jw_kv_uint(&w, "revision", rev);
-	jw_kv_str(&w, "error", why->msg);
-	jw_kv_str(&w, "field", why->field);
-	jw_obj_close(&w);
-	struct err e = ERR_INIT;
-	if (jw_finish(&w, &e) < 0 ||
-	    storage_write_durable(storage_root_fd(m->storage), "last-boot-error.json", w.buf, w.len,
-				  0644, &e) < 0)
-		log_err("keeping the boot error: %s", e.msg);
-	jw_free(&w);
+	for (size_t i = 0; i < m->nsockets; i++)
+		if (strcmp(m->sockets[i], name) == 0)
+			return (int)i;
+	return -1;
 }
 
-/* The runtime's view of a revision: resolved paths, mapped enums. Built for
- * runtime_load(), which copies what it keeps; freed right after. */
-struct orch_specs {
-	struct rt_group_spec groups[REV_MAX_GROUPS];
-	struct rt_ctr_spec ctrs[REV_MAX_CONTAINERS];
-	char images[REV_MAX_CONTAINERS][4096];
-	char sockets[REV_MAX_CONTAINERS][4096];
-	char **argv[REV_MAX_CONTAINERS];
-	struct rt_volume *vols[REV_MAX_CONTAINERS];
-	struct rt_kv *kvs[REV_MAX_CONTAINERS];
-};
-
-static void orch_specs_free(struct orch_specs *sp)
+/* Create (or keep) <statedir>/sock/<name>.sock with its roles. */
+static int orch_hook_ctr_socket(void *data, const char *name, unsigned roles, char *path,
+				size_t cap, struct err *e)
 {
-	if (!sp)
-		return;
-	for (size_t i = 0; i < REV_MAX_CONTAINERS; i++) {
-		free(sp->argv[i]);
-		free(sp->vols[i]);
-		free(sp->kvs[i]);
+	struct orch *m = data;
+	if (!name_valid(name))
+		return err_set(e, EINVAL, "container name '%s' is not valid", name);
+	if (str_fmt(path, cap, "%s/sock/%s.sock", m->o->statedir, name) < 0)
+		return err_set(e, ENAMETOOLONG, "container %s: socket path too long", name);
+	if (orch_socket_find(m, name) < 0) {
+		if (m->nsockets == ORCH_MAX_SOCKETS)
+			return err_set(e, EMFILE, "container %s: too many control sockets", name);
+		int r = ctrl_container_add(m->ctrl, name, path, e);
+		if (r < 0)
+			return r;
+		memcpy(m->sockets[m->nsockets++], name, strlen(name) + 1);
 	}
-	free(sp);
-}
-DEFINE_FREEP(struct orch_specs, orch_specs_free)
-
-static const enum rt_goal goal_map[] = {
-	[GOAL_MOUNTED] = RT_GOAL_MOUNTED, [GOAL_STARTED] = RT_GOAL_STARTED, [GOAL_READY] = RT_GOAL_READY};
-static const enum rt_restart restart_map[] = {[RESTART_NO] = RT_RESTART_NO,
-					      [RESTART_ON_FAILURE] = RT_RESTART_ON_FAILURE,
-					      [RESTART_ALWAYS] = RT_RESTART_ALWAYS};
-static const enum rt_persist persist_map[] = {[PERSIST_PERMANENT] = RT_PERSIST_PERMANENT,
-					      [PERSIST_REVISION] = RT_PERSIST_REVISION,
-					      [PERSIST_BOOT] = RT_PERSIST_BOOT};
-
-static int orch_spec_ctr(struct orch *m, struct orch_specs *sp, size_t i, struct err *e)
-{
-	const struct rev_container *c = &m->rev->containers[i];
-	struct rt_ctr_spec *s = &sp->ctrs[i];
-	memcpy(s->name, c->name, sizeof(s->name));
-	s->group = c->group;
-	s->goal = goal_map[c->goal];
-	s->restart = restart_map[c->restart];
-	if (storage_object_path(m->storage, &c->rootfs.digest, sp->images[i], sizeof(sp->images[i])) < 0 ||
-	    str_fmt(sp->sockets[i], sizeof(sp->sockets[i]), "%s/sock/%s.sock", m->o->statedir, c->name) < 0)
-		return err_set(e, ENAMETOOLONG, "container %s: path too long", c->name);
-	s->image = sp->images[i];
-	s->ctrl_socket = sp->sockets[i];
-	sp->argv[i] = calloc(c->nexec + 1, sizeof(char *));
-	sp->vols[i] = calloc(c->nvolumes + 1, sizeof(struct rt_volume));
-	sp->kvs[i] = calloc(c->nlxc + 1, sizeof(struct rt_kv));
-	if (!sp->argv[i] || !sp->vols[i] || !sp->kvs[i])
-		return err_set(e, ENOMEM, "container %s: out of memory", c->name);
-	for (size_t k = 0; k < c->nexec; k++)
-		sp->argv[i][k] = c->exec[k];
-	for (size_t k = 0; k < c->nvolumes; k++) {
-		memcpy(sp->vols[i][k].name, c->volumes[k].name, sizeof(sp->vols[i][k].name));
-		sp->vols[i][k].path = c->volumes[k].path;
-		sp->vols[i][k].persistence = persist_map[c->volumes[k].persistence];
-	}
-	for (size_t k = 0; k < c->nlxc; k++) {
-		sp->kvs[i][k].key = c->lxc[k].key;
-		sp->kvs[i][k].value = c->lxc[k].value;
-	}
-	s->argv = sp->argv[i];
-	s->volumes = sp->vols[i];
-	s->nvolumes = c->nvolumes;
-	s->lxc = sp->kvs[i];
-	s->nlxc = c->nlxc;
+	ctrl_container_set_roles(m->ctrl, name, roles & TRAILS_ROLE_MGMT ? CTRL_ROLE_MGMT : 0);
 	return 0;
 }
 
-static int orch_load_runtime(struct orch *m, struct err *e)
+static void orch_hook_ctr_socket_drop(void *data, const char *name)
 {
-	_cleanup_(orch_specs_freep) struct orch_specs *sp = calloc(1, sizeof(*sp));
-	if (!sp)
-		return err_set(e, ENOMEM, "out of memory");
-	for (size_t g = 0; g < m->rev->ngroups; g++) {
-		memcpy(sp->groups[g].name, m->rev->groups[g].name, sizeof(sp->groups[g].name));
-		sp->groups[g].timeout_s = m->rev->groups[g].timeout_s;
-	}
-	int r;
-	for (size_t i = 0; i < m->rev->ncontainers; i++) {
-		if ((r = orch_spec_ctr(m, sp, i, e)) < 0)
-			return r;
-		r = ctrl_container_add(m->ctrl, sp->ctrs[i].name, sp->sockets[i], e);
-		if (r < 0)
-			return err_prefix(e, "container %s", sp->ctrs[i].name);
-	}
-	char rev[24];
-	if (str_fmt(rev, sizeof(rev), "%llu", (unsigned long long)m->rev->number) < 0)
-		return err_set(e, EINVAL, "revision number");
-	return runtime_load(m->rt, rev, sp->groups, m->rev->ngroups, sp->ctrs, m->rev->ncontainers, e);
+	struct orch *m = data;
+	int i = orch_socket_find(m, name);
+	if (i < 0)
+		return;
+	ctrl_container_remove(m->ctrl, name);
+	memmove(m->sockets[i], m->sockets[i + 1], (m->nsockets - (size_t)i - 1) * sizeof(m->sockets[0]));
+	m->nsockets--;
 }
 
-/* Everything the loop needs before any container may start. */
+static int orch_engine(struct orch *m, struct err *e)
+{
+	struct trails_config tc = {
+		.loop = m->loop,
+		.storage = m->storage,
+		.trust = m->trust,
+		.rt = m->rt,
+		.statedir = m->o->statedir,
+		.bootloader = m->o->bootloader,
+		.reserve_bytes = ORCH_RESERVE_BYTES,
+		.crash_loop_max = ORCH_CRASH_LOOP_MAX,
+		.hooks = {.data = m,
+			  .reboot = orch_hook_reboot,
+			  .running = orch_hook_running,
+			  .ctr_socket = orch_hook_ctr_socket,
+			  .ctr_socket_drop = orch_hook_ctr_socket_drop},
+	};
+	int r = trails_new(&tc, &m->tr, e);
+	if (r < 0)
+		return err_prefix(e, "update engine");
+	return 0;
+}
+
+static int orch_runtime(struct orch *m, struct err *e)
+{
+	char sockdir[4096];
+	if (str_fmt(sockdir, sizeof(sockdir), "%s/sock", m->o->statedir) < 0)
+		return err_set(e, ENAMETOOLONG, "statedir too long");
+	int r = storage_mkdir_p(sockdir, 0755, e);
+	if (r < 0)
+		return r;
+	struct runtime_config rc = {
+		.loop = m->loop,
+		.storage = m->storage,
+		.plugin = &plugin_lxc,
+		.statedir = m->o->statedir,
+		.log_max_bytes = 1u << 20,
+		.log_keep = 3,
+		.stop_grace_s = 5,
+		.backoff_first_ms = 500,
+		.backoff_max_ms = 30000,
+	};
+	return runtime_new(&rc, &m->rt, e);
+}
+
+/* Everything the loop needs before any container may start: the runtime,
+ * the update engine (its hooks reach the control API, made right after),
+ * the control API (which is given the engine). */
 static int orch_setup(struct orch *m, struct err *e)
 {
 	int r;
@@ -236,27 +232,14 @@ static int orch_setup(struct orch *m, struct err *e)
 		return err_prefix(e, "storage %s", m->o->storage);
 	if ((r = trust_load(m->o->trust, &m->trust, e)) < 0)
 		return err_prefix(e, "trust %s", m->o->trust);
-	char sockdir[4096];
-	if (str_fmt(sockdir, sizeof(sockdir), "%s/sock", m->o->statedir) < 0)
-		return err_set(e, ENAMETOOLONG, "statedir too long");
-	if ((r = storage_mkdir_p(sockdir, 0755, e)) < 0)
-		return r;
-	struct runtime_config rc = {
-		.loop = m->loop,
-		.storage = m->storage,
-		.plugin = &plugin_lxc,
-		.statedir = m->o->statedir,
-		.log_max_bytes = 1u << 20,
-		.log_keep = 3,
-		.stop_grace_s = 5,
-		.backoff_first_ms = 500,
-		.backoff_max_ms = 30000,
-	};
-	if ((r = runtime_new(&rc, &m->rt, e)) < 0)
+	if ((r = orch_runtime(m, e)) < 0 || (r = orch_engine(m, e)) < 0)
 		return r;
 	struct ctrl_config cc = {
 		.loop = m->loop,
 		.rt = m->rt,
+		.tr = m->tr,
+		.storage = m->storage,
+		.hooks = {.data = m, .reboot = orch_hook_reboot, .poweroff = orch_hook_poweroff},
 		.admin_path = m->o->admin_socket,
 		.max_conns = 64,
 		.conn_timeout_s = 10,
@@ -264,37 +247,20 @@ static int orch_setup(struct orch *m, struct err *e)
 	return ctrl_new(&cc, &m->ctrl, e);
 }
 
-/* Load and start the committed revision; on failure keep the reason and
- * stay up (the control API still answers) with nothing started. */
+/* The engine boots: on failure the reason is logged and kept, and we stay
+ * up (the control API still answers, a revision can still be sideloaded). */
 static void orch_boot(struct orch *m)
 {
 	struct err e = ERR_INIT;
-	struct boot_state bs;
-	int r = trails_boot_read(m->storage, &bs, &e);
-	if (r >= 0 && bs.committed == 0)
-		r = err_set(&e, ENOENT, "no committed revision (provision with cairn-pack install)");
-	if (r >= 0)
-		r = trails_load(m->storage, bs.committed, m->trust, &m->rev, &e);
-	if (r >= 0) {
-		ctrl_set_revision(m->ctrl, m->rev->number);
-		r = orch_load_runtime(m, &e);
-	}
-	if (r >= 0)
-		r = runtime_start(m->rt, orch_started, m, &e);
-	if (r < 0) {
+	if (trails_boot(m->tr, &e) < 0)
 		log_err("boot: %s", e.msg);
-		orch_keep_boot_error(m, bs.committed, &e);
-		return;
-	}
-	log_info("revision %llu: starting %zu containers", (unsigned long long)m->rev->number,
-		 m->rev->ncontainers);
 }
 
 static void orch_teardown(struct orch *m)
 {
 	ctrl_free(m->ctrl);
+	trails_free(m->tr);
 	runtime_free(m->rt);
-	revision_free(m->rev);
 	trust_free(m->trust);
 	storage_close(m->storage);
 	loop_free(m->loop);
