@@ -18,7 +18,7 @@ LDFLAGS := -pie -Wl,-z,relro,-z,now -Wl,--as-needed $(SANFLAGS)
 PYTEST := /usr/bin/python3 -m pytest
 
 # Modules, in link order (a module may use those after it, never before).
-MODULES := ctrl runtime plugins trails storage lib
+MODULES := ctrl trails runtime plugins storage lib
 src_of = $(filter-out %_fuzz.c,$(wildcard $(1)/*.c $(1)/*/*.c))
 obj_of = $(patsubst %.c,$(BUILD)/%.o,$(call src_of,$(1)))
 archive = $(BUILD)/lib$(1).a

@@ -77,7 +77,9 @@ void ctrl_h_status(struct ctrl *c, const struct ctrl_req *rq, struct ctrl_resp *
 		ready += st.goal_met;
 	}
 	struct boot_state bs = {0};
-	bool boot = c->storage && trails_boot_read(c->storage, &bs, NULL) == 0;
+	bool boot = c->tr != NULL;
+	if (boot)
+		trails_boot_state(c->tr, &bs);
 	struct jw *w = &rs->w;
 	jw_obj_open(w);
 	put_rev(w, "revision", c->has_revision, c->revision);

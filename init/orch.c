@@ -19,11 +19,13 @@
 #define LOG_MODULE "orch"
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #include "../ctrl/ctrl.h"
@@ -40,6 +42,8 @@
 #define ORCH_CRASH_LOOP_MAX 3          /* exits of one container during a try = failure */
 /* Containers with a control socket: two revisions' worth during a switch. */
 #define ORCH_MAX_SOCKETS (2 * REV_MAX_CONTAINERS)
+
+#define ORCH_NOFILE 4096
 
 struct orch {
 	const struct init_opts *o;
@@ -241,7 +245,7 @@ static int orch_setup(struct orch *m, struct err *e)
 		.storage = m->storage,
 		.hooks = {.data = m, .reboot = orch_hook_reboot, .poweroff = orch_hook_poweroff},
 		.admin_path = m->o->admin_socket,
-		.max_conns = 64,
+		.max_conns = 0, /* ctrl's defaults: 512 admin, 16 per container */
 		.conn_timeout_s = 10,
 	};
 	return ctrl_new(&cc, &m->ctrl, e);
@@ -266,18 +270,32 @@ static void orch_teardown(struct orch *m)
 	loop_free(m->loop);
 }
 
+/* 512 admin connections plus 16 per container socket for up to 64
+ * containers, plus logs, mounts and liblxc: more than the default 1024. */
+static void orch_raise_nofile(void)
+{
+	struct rlimit rl = {.rlim_cur = ORCH_NOFILE, .rlim_max = ORCH_NOFILE};
+	struct rlimit cur;
+	if (getrlimit(RLIMIT_NOFILE, &cur) == 0 && cur.rlim_max > ORCH_NOFILE)
+		rl.rlim_max = cur.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		log_warn("RLIMIT_NOFILE %d: %s", ORCH_NOFILE, strerror(errno));
+}
+
 int orch_main(const struct init_opts *o)
 {
 	struct orch m = {.o = o, .exit_code = ORCH_EXIT_POWEROFF};
 	struct err e = ERR_INIT;
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
 		log_warn("PR_SET_CHILD_SUBREAPER: %s", strerror(errno));
+	orch_raise_nofile();
 	if (orch_setup(&m, &e) < 0) {
 		log_err("start-up: %s", e.msg);
 		orch_teardown(&m);
 		return ORCH_EXIT_FAILED;
 	}
 	orch_boot(&m);
+	malloc_trim(0); /* start-up's transient buffers back to the kernel */
 	int code = loop_run(m.loop);
 	orch_teardown(&m);
 	sync();

@@ -260,3 +260,8 @@ uint64_t trails_running(const struct trails *tr)
 {
 	return tr->running;
 }
+
+void trails_boot_state(const struct trails *tr, struct boot_state *out)
+{
+	*out = tr->bs;
+}

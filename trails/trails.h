@@ -261,6 +261,8 @@ void trails_free(struct trails *tr);
  * fails verification (the reason is kept). */
 int trails_boot(struct trails *tr, struct err *e) _must_check_;
 uint64_t trails_running(const struct trails *tr);
+/* The boot state as last read from or written to the bootloader backend. */
+void trails_boot_state(const struct trails *tr, struct boot_state *out);
 
 /* Sideload step 1 (PUT /v1/revisions/REV): the document and signature. Verified
  * (signature, schema, REV matches, downgrade), then space admission against the
@@ -278,7 +280,8 @@ int trails_offer(struct trails *tr, uint64_t rev, const char *doc, size_t doclen
 		 struct err *e) _must_check_;
 /* Sideload step 2 (PUT /v1/objects/sha256:HEX): objects are accepted only if
  * a DOWNLOADING revision needs them (-ENOENT otherwise: nothing unasked fills
- * the disk) and the space admission still holds (-ENOSPC). After a commit of
+ * the disk) and the space admission still holds (-ENOSPC); -EEXIST when the
+ * object is already stored (nothing to upload). After a commit of
  * the writer, call trails_object_stored: revisions whose last object arrived
  * become INSTALLED. */
 int trails_object_begin(struct trails *tr, const struct digest *d, uint64_t size,
