@@ -17,8 +17,10 @@ CFLAGS := -std=gnu11 -O2 -g $(WARN) $(HARDEN) $(SANFLAGS) -MMD -MP -I. $(EXTRA_C
 LDFLAGS := -pie -Wl,-z,relro,-z,now -Wl,--as-needed $(SANFLAGS)
 PYTEST := /usr/bin/python3 -m pytest
 
-# Modules, in link order (a module may use those after it, never before).
-MODULES := ctrl trails runtime plugins storage lib
+# Modules, in link order. trails also calls runtime (the engine drives it),
+# so binaries that need the engine name runtime's symbols through trails'
+# callers first; the unit tests with fake runtimes rely on this order.
+MODULES := ctrl runtime plugins trails storage lib
 src_of = $(filter-out %_fuzz.c,$(wildcard $(1)/*.c $(1)/*/*.c))
 obj_of = $(patsubst %.c,$(BUILD)/%.o,$(call src_of,$(1)))
 archive = $(BUILD)/lib$(1).a
