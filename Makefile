@@ -86,7 +86,8 @@ $(BUILD)/cairn-pack: $(BUILD)/tools/pack/main.o $(BUILD)/libpack.a \
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o %.a,$^) $(LIBS_CRYPTO)
 
 $(BUILD)/cairn: $(patsubst %.c,$(BUILD)/%.o,$(wildcard init/*.c)) $(ARCHIVES)
-	$(CC) $(LDFLAGS) -o $@ $(filter %.o %.a,$^) $(LIBS_CAIRN)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) -Wl,--start-group $(filter %.a,$^) -Wl,--end-group \
+		$(LIBS_CAIRN)
 
 $(BUILD)/cairnctl: $(patsubst %.c,$(BUILD)/%.o,$(wildcard tools/ctl/*.c)) $(ARCHIVES)
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o %.a,$^) $(LIBS_CRYPTO)
