@@ -8,8 +8,10 @@
  * the CAIRN_SANDBOX_EXIT_* status of a sandbox (init/init.h, README.md).
  * A real PID 1 (pid 1, no --sandbox) never exits: the kernel would panic; a
  * bad command line there is printed, then the machine reboots.
- * On a real PID 1 the flags come from the kernel command line's init args
- * for now (cairn.storage= is a later issue). */
+ * On a real PID 1 the options come from the kernel command line's cairn.*
+ * keys (init/early_cmdline.c) unless given as flags (init arguments), and
+ * the early boot (init/early*.c) runs before they are checked: the storage
+ * directory only exists once its device is mounted. */
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -30,7 +32,7 @@
 #endif
 
 enum opt_id { OPT_SANDBOX, OPT_STORAGE, OPT_TRUST, OPT_ADMIN, OPT_STATEDIR, OPT_LOGLEVEL,
-	      OPT_BOOTLOADER, OPT_HELP, OPT_VERSION, OPT_COUNT };
+	      OPT_BOOTLOADER, OPT_CONFIG, OPT_HELP, OPT_VERSION, OPT_COUNT };
 
 static const struct {
 	const char *name;
@@ -39,7 +41,7 @@ static const struct {
 	[OPT_SANDBOX] = {"--sandbox", false},   [OPT_STORAGE] = {"--storage", true},
 	[OPT_TRUST] = {"--trust", true},        [OPT_ADMIN] = {"--admin-socket", true},
 	[OPT_STATEDIR] = {"--statedir", true},  [OPT_LOGLEVEL] = {"--log-level", true},
-	[OPT_BOOTLOADER] = {"--bootloader", true},
+	[OPT_BOOTLOADER] = {"--bootloader", true}, [OPT_CONFIG] = {"--config", true},
 	[OPT_HELP] = {"--help", false},         [OPT_VERSION] = {"--version", false},
 };
 
@@ -48,6 +50,7 @@ static struct {
 	char storage[PATH_MAX];
 	char trust[PATH_MAX];
 	char statedir[PATH_MAX];
+	char config[PATH_MAX];
 } paths;
 
 static void usage(FILE *f)
@@ -67,7 +70,9 @@ static void usage(FILE *f)
 	      "                       sandbox mode)\n"
 	      "  --log-level LVL      err, warn, info (default) or debug\n"
 	      "  --bootloader SPEC    where the boot state lives: file (STORAGE/boot.json,\n"
-	      "                       default), uboot:FW_ENV_CONFIG or grub:GRUBENV\n",
+	      "                       default), uboot:FW_ENV_CONFIG or grub:GRUBENV\n"
+	      "  --config FILE        the device's configuration file (default on a real\n"
+	      "                       PID 1: " CAIRN_DEFAULT_CONFIG " if it exists)\n",
 	      f);
 }
 
@@ -124,6 +129,19 @@ static int check_bootloader(const char *v)
 	return 0;
 }
 
+/* An existing regular file, made absolute into paths.config. */
+static int check_config(const char *v)
+{
+	struct stat st;
+	if (stat(v, &st) < 0)
+		return bad("--config %s: %s", v, strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return bad("--config %s: not a regular file", v);
+	if (!realpath(v, paths.config))
+		return bad("--config %s: cannot resolve the path", v);
+	return 0;
+}
+
 static int check_statedir(const char *v)
 {
 	if (v[0] != '/')
@@ -147,12 +165,20 @@ static int opt_find(const char *arg, const char **inline_val)
 	return -1;
 }
 
-/* Options into vals[] (each at most once); 1 for --help/--version done. */
-static int parse_argv(int argc, char **argv, const char *vals[OPT_COUNT])
+/* Options into vals[] (each at most once); 1 for --help/--version done.
+ * `kernel_words`: the kernel hands init every bare word of its command line
+ * it does not know (`splash`, ...) as an argument; those are skipped, with a
+ * warning. Options stay strict. */
+static int parse_argv(int argc, char **argv, const char *vals[OPT_COUNT], bool kernel_words)
 {
 	for (int i = 1; i < argc; i++) {
 		const char *v;
 		int id = opt_find(argv[i], &v);
+		if (id < 0 && kernel_words && argv[i][0] != '-') {
+			fprintf(stderr, "cairn: argument '%s' ignored (a kernel command line word)\n",
+				argv[i]);
+			continue;
+		}
 		if (id < 0)
 			return argv[i][0] == '-' ? bad("unknown option %s", argv[i])
 						 : bad("unexpected argument '%s'", argv[i]);
@@ -196,6 +222,13 @@ static int check_opts(const char *vals[OPT_COUNT], struct init_opts *o)
 	const char *boot = vals[OPT_BOOTLOADER] ? vals[OPT_BOOTLOADER] : "file";
 	if (check_bootloader(boot) < 0)
 		return -1;
+	const char *config = NULL;
+	if (vals[OPT_CONFIG] && check_config(vals[OPT_CONFIG]) < 0)
+		return -1;
+	if (vals[OPT_CONFIG])
+		config = paths.config;
+	else if (!vals[OPT_SANDBOX] && getpid() == 1 && access(CAIRN_DEFAULT_CONFIG, F_OK) == 0)
+		config = CAIRN_DEFAULT_CONFIG;
 	if (!vals[OPT_STATEDIR] &&
 	    str_fmt(paths.statedir, sizeof(paths.statedir), "%s/run", paths.storage) < 0)
 		return bad("--storage %s: too long", paths.storage);
@@ -208,7 +241,56 @@ static int check_opts(const char *vals[OPT_COUNT], struct init_opts *o)
 		.statedir = paths.statedir,
 		.log_level = vals[OPT_LOGLEVEL] ? vals[OPT_LOGLEVEL] : "info",
 		.bootloader = boot,
+		.config = config,
 	};
+	return 0;
+}
+
+static const char *const level_names[] = {"err", "warn", "info", "debug"};
+
+/* A flag not given takes its cairn.* key, else the real PID 1's default. */
+static void real_defaults(const char *vals[OPT_COUNT], const struct early_cmdline *kc, bool hw)
+{
+	if (!vals[OPT_STORAGE] && kc->storage[0] && hw)
+		vals[OPT_STORAGE] = EARLY_STORAGE_MOUNT;
+	if (!vals[OPT_TRUST])
+		vals[OPT_TRUST] = kc->trust[0] ? kc->trust : EARLY_DEFAULT_TRUST;
+	if (!vals[OPT_BOOTLOADER] && kc->bootloader[0])
+		vals[OPT_BOOTLOADER] = kc->bootloader;
+	else if (!vals[OPT_BOOTLOADER] && access(EARLY_DEFAULT_FW_ENV, F_OK) == 0)
+		vals[OPT_BOOTLOADER] = "uboot:" EARLY_DEFAULT_FW_ENV;
+	if (!vals[OPT_LOGLEVEL] && kc->log_level >= 0)
+		vals[OPT_LOGLEVEL] = level_names[kc->log_level];
+}
+
+/* The real PID 1: early boot (README.md "Early steps"), the options
+ * (flags > cairn.* keys > defaults), then what needs them. */
+static int real_pid1_boot(const char *vals[OPT_COUNT], struct init_opts *o)
+{
+	static struct early_cmdline kc; /* big: keep it off PID 1's stack */
+	struct err e = ERR_INIT;
+	early_prepare();
+	if (early_cmdline_read(&kc, &e) < 0)
+		return bad("%s", e.msg);
+	if (!vals[OPT_LOGLEVEL] && kc.log_level >= 0)
+		log_set_level((enum log_level)kc.log_level);
+	bool hw = early_is_machine_init();
+	if (!hw && (kc.storage[0] || kc.modules_given || kc.watchdog[0]))
+		fputs("cairn: not the machine's init (a PID namespace): modules, storage device and "
+		      "watchdog skipped\n",
+		      stderr);
+	if (hw)
+		early_modules(&kc);
+	if (hw && kc.storage[0] && early_storage(&kc, &e) < 0)
+		return bad("%s", e.msg);
+	real_defaults(vals, &kc, hw);
+	if (!vals[OPT_STORAGE])
+		return bad("no storage: give cairn.storage=/dev/NAME or cairn.storage=LABEL=L on the "
+			   "kernel command line (or --storage DIR as an init argument)");
+	if (check_opts(vals, o) < 0)
+		return -1;
+	if (early_finish(&kc, o, &e) < 0)
+		return bad("%s", e.msg);
 	return 0;
 }
 
@@ -216,10 +298,11 @@ int main(int argc, char **argv)
 {
 	const char *vals[OPT_COUNT] = {0};
 	struct init_opts o;
-	int r = parse_argv(argc, argv, vals);
+	bool pid1 = getpid() == 1;
+	int r = parse_argv(argc, argv, vals, pid1);
+	bool real_pid1 = pid1 && !vals[OPT_SANDBOX];
 	if (r == 0)
-		r = check_opts(vals, &o);
-	bool real_pid1 = getpid() == 1 && !vals[OPT_SANDBOX];
+		r = real_pid1 ? real_pid1_boot(vals, &o) : check_opts(vals, &o);
 	if (r != 0 && real_pid1)
 		pid1_give_up();
 	if (r != 0)

@@ -10,7 +10,10 @@
  * A real PID 1 then kills what is left (SIGTERM, grace, SIGKILL), syncs,
  * unmounts what it can and calls reboot(2): it never exits (the kernel would
  * panic). A sandbox PID 1 kills what is left in its namespace and exits with
- * a CAIRN_SANDBOX_EXIT_* status instead.
+ * a CAIRN_SANDBOX_EXIT_* status instead. With a hardware watchdog, PID 1
+ * also wakes every period to pet it while the orchestrator's heartbeat keeps
+ * coming (init/early_watchdog.c). The early boot runs before pid1_main
+ * (init/early.c, driven by main.c).
  *
  * Blocked signals are never dropped for PID 1, even with SIG_DFL: the kernel
  * only discards unhandled signals to a namespace's init when they are not
@@ -29,13 +32,11 @@
 #include <sys/prctl.h>
 #include <sys/reboot.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <linux/magic.h>
 
 #include "../lib/cleanup.h"
 #include "../lib/json.h"
@@ -156,6 +157,7 @@ static _Noreturn void orch_child(const struct init_opts *o)
 	if (setsid() < 0)
 		log_warn("orchestrator: setsid: %s", strerror(errno));
 	(void)prctl(PR_SET_NAME, "cairn-orch");
+	wdog_child();
 	orch_test_hook();
 	_exit(orch_main(o));
 }
@@ -266,6 +268,7 @@ static void umount_all(void)
 
 static _Noreturn void end_real(enum pid1_end how)
 {
+	wdog_last_pet(); /* a shutdown that hangs from here on is the watchdog's */
 	log_info("sending SIGTERM to all processes");
 	(void)kill(-1, SIGTERM);
 	if (!reap_all_within(TERM_GRACE_MS)) {
@@ -321,84 +324,19 @@ static _Noreturn void orch_ended(const struct init_opts *o, pid_t pid, int statu
 	pid1_end(o, END_CRASHED);
 }
 
-/* ---------------- early steps of a real PID 1 ---------------- */
-
-static const struct early_mount {
-	const char *what, *where, *type;
-	unsigned long flags;
-	const char *data;
-	long magic; /* statfs f_type once mounted */
-} early_mounts[] = {
-	{"proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, PROC_SUPER_MAGIC},
-	{"sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, SYSFS_MAGIC},
-	{"devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755", TMPFS_MAGIC},
-	{"devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "mode=0620,ptmxmode=0666",
-	 DEVPTS_SUPER_MAGIC},
-	{"tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755", TMPFS_MAGIC},
-	{"cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL,
-	 CGROUP2_SUPER_MAGIC},
-};
-
-/* Already mounted = a mount point (device differs from its parent's) with
- * the expected filesystem type (the kernel or an initramfs did it). */
-static bool early_mounted(const struct early_mount *m)
-{
-	struct statfs sf;
-	struct stat st, up;
-	char parent[64];
-	if (statfs(m->where, &sf) < 0 || (long)sf.f_type != m->magic)
-		return false;
-	if (str_fmt(parent, sizeof(parent), "%s/..", m->where) < 0 || stat(m->where, &st) < 0 ||
-	    stat(parent, &up) < 0)
-		return false;
-	return st.st_dev != up.st_dev;
-}
-
-/* Each step degrades: a failed mount is logged, boot goes on. */
-static void early_mount_all(void)
-{
-	for (size_t i = 0; i < ARRAY_SIZE(early_mounts); i++) {
-		const struct early_mount *m = &early_mounts[i];
-		if (early_mounted(m)) {
-			log_debug("%s: already mounted", m->where);
-			continue;
-		}
-		if (mkdir(m->where, 0755) < 0 && errno != EEXIST)
-			log_warn("mkdir %s: %s", m->where, strerror(errno));
-		if (mount(m->what, m->where, m->type, m->flags, m->data) < 0 && errno != EBUSY)
-			log_err("mount %s on %s: %s", m->type, m->where, strerror(errno));
-	}
-}
-
-/* The kernel gives init /dev/console as fds 0-2 when the node exists at
- * exec time; when it did not, attach the closed ones now that /dev is up. */
-static void early_console(void)
-{
-	int fd = -1;
-	for (int i = 0; i <= 2; i++) {
-		if (fcntl(i, F_GETFD) >= 0)
-			continue;
-		if (fd < 0 && (fd = open("/dev/console", O_RDWR | O_NOCTTY)) < 0)
-			return;
-		if (fd != i)
-			(void)dup2(fd, i);
-	}
-	if (fd > 2)
-		close(fd);
-}
-
-static void early_real(void)
-{
-	early_mount_all();
-	early_console();
-	/* ctrl-alt-del sends SIGINT to PID 1 (forwarded) instead of rebooting at once */
-	if (reboot(RB_DISABLE_CAD) < 0)
-		log_debug("RB_DISABLE_CAD: %s", strerror(errno));
-	/* Kernel modules, storage discovery (cairn.storage=) and the hardware
-	 * watchdog come here with a later issue (init/README.md). */
-}
-
 /* ---------------- PID 1 ---------------- */
+
+/* The next signal; with a watchdog, wake up for its ticks too (returns -1). */
+static int pid1_wait(const sigset_t *set, siginfo_t *si)
+{
+	int ms = wdog_wait_ms();
+	if (ms < 0)
+		return sigwaitinfo(set, si);
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+	int sig = sigtimedwait(set, si, &ts);
+	wdog_tick();
+	return sig;
+}
 
 _Noreturn void pid1_main(const struct init_opts *o)
 {
@@ -406,8 +344,6 @@ _Noreturn void pid1_main(const struct init_opts *o)
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
 	signals_default();
-	if (!o->sandbox)
-		early_real();
 	pid_t orch = fork();
 	if (orch == 0)
 		orch_child(o);
@@ -426,7 +362,7 @@ _Noreturn void pid1_main(const struct init_opts *o)
 	log_info("PID 1 up%s, orchestrator pid %d", o->sandbox ? " (sandbox)" : "", (int)orch);
 	for (;;) {
 		siginfo_t si;
-		int sig = sigwaitinfo(&all, &si);
+		int sig = pid1_wait(&all, &si);
 		int status;
 		if (sig == SIGCHLD && reap(orch, &status))
 			orch_ended(o, orch, status);

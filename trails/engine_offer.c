@@ -205,7 +205,10 @@ int tr_place(struct trails *tr, struct tr_rec *rec, struct err *e)
 	    dir_of(rec->number, TR_TRAILS, to, sizeof(to)) < 0)
 		return err_set(e, ENAMETOOLONG, "revision number too long");
 	int r = 0;
-	if (!exists_at(root, TR_TRAILS))
+	/* a bootloader loads the BSP's kernel from boot/<rev>/ (BOOT.md): place it first */
+	if (rec->doc && !tr->benv_self)
+		r = trails_bsp_place(tr->cfg.storage, rec->doc, e);
+	if (r == 0 && !exists_at(root, TR_TRAILS))
 		r = storage_mkdir_durable(root, TR_TRAILS, 0755, e);
 	if (r == 0)
 		r = storage_rename_durable(root, from, root, to, e);

@@ -4,15 +4,19 @@
  *   1. signature over the exact bytes of revision.json, then schema;
  *   2. every object put through the store's verifying put (an object
  *      already in the store was verified when it got its name);
- *   3. revision.json and revision.sig written into a staging directory
+ *   3. the BSP's boot files placed for a bootloader (trails/bsp.c: boot/<rev>/,
+ *      whatever the device's bootloader: provisioning does not know it);
+ *   4. revision.json and revision.sig written into a staging directory
  *      tmp/trail-<rev>-<pid>/, then renamed to trails/<rev>/ in one
  *      durable rename.
- * A crash before step 3's rename leaves only verified objects and a stale
- * staging dir (removed on the next install of that revision); after it, the
+ * A crash before step 4's rename leaves only verified objects, boot files
+ * (swept by the next placement: trails_bsp_sweep) and a stale staging dir
+ * (removed on the next install of that revision); after it, the
  * revision is complete. Re-installing identical bytes is a no-op; other
  * bytes under an installed number are refused. */
 #define LOG_MODULE "trails"
 #include "trails.h"
+#include "trails_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -191,6 +195,8 @@ int trails_install_dir(struct storage *s, const char *dir, const struct trust *t
 	r = rev_files_check(&f, t, &parsed, e);
 	if (r >= 0)
 		r = install_objects(s, dir, parsed, e);
+	if (r >= 0)
+		r = trails_bsp_place(s, parsed, e);
 	if (r >= 0)
 		r = place_trail(s, parsed->number, &f, e);
 	rev_files_free(&f);

@@ -52,4 +52,18 @@ int gc_collect(struct storage *s, const uint64_t *keep, size_t nkeep,
 	       const struct digest *keep_objects, size_t nkeep_objects, uint64_t *freed,
 	       struct err *e) _must_check_;
 
+/* ---- boot files of a revision's BSP (bsp.c, BOOT.md "BSP placement") ----
+ * <storage>/boot/<rev>/{vmlinuz,initrd.img,cmdline.env}: hard links to the
+ * kernel and initrd objects and the command line as U-Boot's env import
+ * reads it, for a boot script. Each revision's directory appears whole in
+ * one durable rename. Placing the same revision again is a no-op; a
+ * revision without a BSP places nothing. The objects must be in the store.
+ * Place before trails/<rev>/ appears (install, engine placement). */
+int trails_bsp_place(struct storage *s, const struct revision *r, struct err *e) _must_check_;
+/* Remove boot/<rev> (absent is fine); call when the revision is removed. */
+int trails_bsp_remove(struct storage *s, uint64_t rev, struct err *e) _must_check_;
+/* Remove every boot/<n> whose trails/<n> is not installed (but `except`, the
+ * revision being placed), and leftovers of interrupted placements. */
+int trails_bsp_sweep(struct storage *s, uint64_t except, struct err *e) _must_check_;
+
 #endif
