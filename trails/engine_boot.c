@@ -215,11 +215,13 @@ static int boot_try(struct trails *tr, struct tr_rec *rec, struct err *e)
  * (trails/BOOT.md); 0 when it does not say. */
 static uint64_t booted_rev(void)
 {
-	_cleanup_free_ char *buf = NULL;
-	size_t len = 0;
-	struct err e = ERR_INIT;
-	if (file_read_all(AT_FDCWD, "/proc/cmdline", 65536, &buf, &len, &e) < 0)
+	/* /proc files report size 0: read until EOF, not by stat */
+	char buf[4097];
+	_cleanup_close_ int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+	ssize_t len = fd < 0 ? -1 : read_all(fd, buf, sizeof(buf) - 1);
+	if (len <= 0)
 		return 0;
+	buf[len] = '\0';
 	uint64_t n = 0;
 	for (char *save = NULL, *w = strtok_r(buf, " \t\n", &save); w;
 	     w = strtok_r(NULL, " \t\n", &save))

@@ -181,6 +181,11 @@ int trails_gc(struct trails *tr, uint64_t *freed, struct err *e)
 		return r;
 	uint64_t f = 0;
 	r = gc_collect(tr->cfg.storage, keep, nkeep, objs, nobjs, &f, e);
+	/* boot files of collected revisions: their hard links would keep the
+	 * kernels' space in use */
+	struct err be = ERR_INIT;
+	if (trails_bsp_sweep(tr->cfg.storage, 0, &be) < 0)
+		log_warn("gc: boot files: %s", be.msg);
 	records_after(tr);
 	records_prune(tr);
 	if (freed)
