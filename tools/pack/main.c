@@ -108,6 +108,28 @@ static int cmd_install(const struct args *a, struct err *e)
 	return 0;
 }
 
+static int cmd_publish(const struct args *a, struct err *e)
+{
+	struct pack_publish_result res;
+	int r = pack_publish(a->pos[0], a->opt[0], a->opt[1], a->opt[2], a->opt[3], &res, e);
+	if (r < 0)
+		return r;
+	printf("published revision %llu to %s %s: %zu objects (%zu new, %llu bytes; %zu already "
+	       "on the hub)", (unsigned long long)res.revision, a->opt[1] ? "device" : "group",
+	       a->opt[1] ? a->opt[1] : a->opt[2], res.objects, res.linked + res.copied,
+	       (unsigned long long)res.bytes_new, res.present);
+	if (a->opt[2])
+		printf(", %zu member%s (%zu updated)", res.members, res.members == 1 ? "" : "s",
+		       res.written);
+	printf("\n");
+	return 0;
+}
+
+static int cmd_fleet(const struct args *a, struct err *e)
+{
+	return pack_fleet(a->pos[0], a->opt[0] != NULL, stdout, e);
+}
+
 static const struct cmd cmds[] = {
 	{"keygen", "DIR", 1, {{0}}, "create DIR/signing.key and DIR/signing.pub (ECDSA P-256)",
 	 cmd_keygen},
@@ -120,6 +142,13 @@ static const struct cmd cmds[] = {
 	{"install", "OUT", 1,
 	 {{"--storage", "DIR", true}, {"--trust", "PUB_OR_DIR", true}, {"--force", NULL, false}},
 	 "provision: install OUT into a device storage DIR as its committed revision", cmd_install},
+	{"publish", "OUT", 1,
+	 {{"--hub", "DIR", true}, {"--device", "ID", false}, {"--group", "NAME", false},
+	  {"--trust", "PUB_OR_DIR", false}},
+	 "place OUT on a hub directory for one device or a group (exactly one of the two)",
+	 cmd_publish},
+	{"fleet", "DIR", 1, {{"--json", NULL, false}},
+	 "list the devices of hub DIR: assignment and last report", cmd_fleet},
 };
 
 /* ---------------- argument handling ---------------- */

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "../../lib/err.h"
 
@@ -39,5 +40,30 @@ int pack_verify(const char *outdir, const char *trust_path, char *summary, size_
  * against trust_path) and make it the committed revision. */
 int pack_install(const char *outdir, const char *storage_dir, const char *trust_path, bool force,
 		 uint64_t *rev, struct err *e) _must_check_;
+
+/* publish.c — the reference hub's files (tools/hub/README.md, trails/HUB.md).
+ * Place OUT's objects under hubdir/v1/objects/sha256/<hex> (verified; hard
+ * links when on one filesystem) and then its desired document for one
+ * device, or for a group (hubdir/groups/<group>/desired and a copy for every
+ * device listed in hubdir/groups/<group>/members). Exactly one of device,
+ * group. trust_path may be NULL (then the signature is not checked here; the
+ * device checks it anyway). */
+struct pack_publish_result {
+	uint64_t revision;
+	size_t objects;     /* distinct objects of the revision */
+	size_t present;     /* already on the hub */
+	size_t linked;      /* hard-linked from OUT */
+	size_t copied;      /* copied from OUT */
+	uint64_t bytes_new; /* bytes of the linked and copied ones */
+	size_t members;     /* --group: devices listed in members */
+	size_t written;     /* device desired files written */
+	size_t unchanged;   /* device desired files that already held this assignment */
+};
+int pack_publish(const char *outdir, const char *hubdir, const char *device, const char *group,
+		 const char *trust_path, struct pack_publish_result *res, struct err *e) _must_check_;
+
+/* fleet: one line (or with json, one JSON object) per device directory of
+ * hubdir/v1/devices, from its desired file and its last status report. */
+int pack_fleet(const char *hubdir, bool json, FILE *out, struct err *e) _must_check_;
 
 #endif
