@@ -172,19 +172,89 @@ static int configure(struct lxc_container *c, const struct plugin_ctr *pc, struc
 	return r;
 }
 
+/* One component of a mount target in directory dfd: made if missing (a
+ * directory, or for the last one of a file mount an empty file), never
+ * through a symlink. Returns the directory's fd for a directory, 0 for the
+ * file. */
+static int target_step(int dfd, const char *comp, bool file, const char *target,
+		       struct err *e)
+{
+	struct stat st;
+	int r = fstatat(dfd, comp, &st, AT_SYMLINK_NOFOLLOW);
+	if (r < 0 && errno == ENOENT)
+		r = file ? mknodat(dfd, comp, S_IFREG | 0644, 0) : mkdirat(dfd, comp, 0755);
+	if (r == 0 && (r = fstatat(dfd, comp, &st, AT_SYMLINK_NOFOLLOW)) == 0 &&
+	    (S_ISLNK(st.st_mode) || (file ? S_ISDIR(st.st_mode) : !S_ISDIR(st.st_mode))))
+		return err_field(e, S_ISLNK(st.st_mode) ? ELOOP : EEXIST, "mounts.target",
+				 "'%s': '%s' in the image is %s", target, comp,
+				 S_ISLNK(st.st_mode) ? "a symlink (refused)"
+				 : file		     ? "a directory, not a file"
+						     : "not a directory");
+	if (r < 0)
+		return err_field(e, errno, "mounts.target", "'%s': %s: %s", target, comp,
+				 strerror(errno));
+	if (file)
+		return 0;
+	int fd = openat(dfd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return err_field(e, errno, "mounts.target", "'%s': %s: %s", target, comp,
+				 strerror(errno));
+	return fd;
+}
+
+/* Make mount target m->target below the rootfs open at rootfd. liblxc would
+ * make it itself (create=dir|file: mkdir -p, then mknod), but from the
+ * host's root and following symlinks, before the container's root is
+ * pivoted: an image's /var/run -> /run, or a link a container left in a
+ * volume, would have it create directories and files on the host. */
+static int target_prepare(int rootfd, const struct plugin_mount *m, struct err *e)
+{
+	_cleanup_close_ int dfd = fcntl(rootfd, F_DUPFD_CLOEXEC, 3);
+	if (dfd < 0)
+		return err_set(e, errno, "rootfs: %s", strerror(errno));
+	for (const char *p = m->target;;) {
+		char comp[NAME_MAX + 1];
+		p += strspn(p, "/");
+		size_t n = strcspn(p, "/");
+		if (n == 0 || n > NAME_MAX)
+			return err_field(e, EINVAL, "mounts.target", "'%s': bad path component",
+					 m->target);
+		memcpy(comp, p, n);
+		comp[n] = '\0';
+		p += n;
+		bool last = p[strspn(p, "/")] == '\0';
+		int fd = target_step(dfd, comp, last && m->file, m->target, e);
+		if (fd <= 0)
+			return fd;
+		close(dfd);
+		dfd = fd;
+		if (last)
+			return 0;
+	}
+}
+
 /* liblxc mounts proc, sys and a tmpfs /dev over these directories but does
  * not create them; busybox-style images often lack them. The rootfs the
- * runtime gives us is writable (an overlay), so make them here. */
-static int rootfs_prepare(const char *rootfs, struct err *e)
+ * runtime gives us is writable (an overlay), so make them here, and every
+ * mount target (target_prepare). */
+static int rootfs_prepare(const struct plugin_ctr *pc, struct err *e)
 {
-	_cleanup_close_ int dfd = open(rootfs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_close_ int dfd = open(pc->rootfs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
-		return err_field(e, errno, "rootfs", "%s: %s", rootfs, strerror(errno));
+		return err_field(e, errno, "rootfs", "%s: %s", pc->rootfs, strerror(errno));
 	static const char *const dirs[] = {"proc", "sys", "dev"};
 	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
 		if (mkdirat(dfd, dirs[i], 0755) < 0 && errno != EEXIST)
-			return err_field(e, errno, "rootfs", "%s: cannot create /%s: %s", rootfs,
+			return err_field(e, errno, "rootfs", "%s: cannot create /%s: %s", pc->rootfs,
 					 dirs[i], strerror(errno));
+	}
+	for (size_t i = 0; i < pc->nmounts; i++) {
+		const struct plugin_mount *m = &pc->mounts[i];
+		int r = mount_path_check(m->target, "mounts.target", e);
+		if (r == 0)
+			r = target_prepare(dfd, m, e);
+		if (r < 0)
+			return r;
 	}
 	return 0;
 }
@@ -196,7 +266,7 @@ static int lxc_prepare(const struct plugin_ctr *pc, void **handle, struct err *e
 				 pc->name ? pc->name : "");
 	if (!pc->rootfs || pc->rootfs[0] != '/' || !pc->statedir || pc->statedir[0] != '/')
 		return err_field(e, EINVAL, "rootfs", "rootfs and statedir must be absolute paths");
-	int r = rootfs_prepare(pc->rootfs, e);
+	int r = rootfs_prepare(pc, e);
 	if (r < 0)
 		return r;
 	if (mkdir(pc->statedir, 0700) < 0 && errno != EEXIST)

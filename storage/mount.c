@@ -421,6 +421,9 @@ struct rmtree {
 	size_t len;          /* strlen(path) */
 	char path[PATH_MAX]; /* where we are, for error messages */
 	struct err *e;
+	int rootfd;          /* the tree's root: deeper subtrees are moved here */
+	unsigned hoisted;    /* names given to them: .rmtree-<n> */
+	bool again;          /* one was moved: walk the root once more */
 };
 
 static int rm_children(struct rmtree *t, int fd, unsigned depth);
@@ -438,11 +441,29 @@ static int rm_same_fs(struct rmtree *t, int fd)
 	return 0;
 }
 
+/* Too deep to descend with one fd per level: move the subtree up into the
+ * root under a fresh name; the walk of the root goes again for it. A
+ * container can build any depth in its volume, and its volume must go. */
+static int rm_hoist(struct rmtree *t, int dirfd, const char *name)
+{
+	for (;;) {
+		char to[32];
+		if (str_fmt(to, sizeof(to), ".rmtree-%u", ++t->hoisted) < 0)
+			return err_set(t->e, ENAMETOOLONG, "rmtree: %s: no name left", t->path);
+		if (renameat2(dirfd, name, t->rootfd, to, RENAME_NOREPLACE) == 0) {
+			t->again = true;
+			return 0;
+		}
+		if (errno != EEXIST)
+			return err_set(t->e, errno, "rmtree: %s: deeper than %d levels, and moving "
+				       "it up failed: %s", t->path, RMTREE_MAX_DEPTH, strerror(errno));
+	}
+}
+
 static int rm_subdir(struct rmtree *t, int dirfd, const char *name, unsigned depth)
 {
 	if (depth >= RMTREE_MAX_DEPTH)
-		return err_set(t->e, ELOOP, "rmtree: %s: deeper than %d levels", t->path,
-			       RMTREE_MAX_DEPTH);
+		return rm_hoist(t, dirfd, name);
 	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : err_set(t->e, errno, "rmtree: %s: %s", t->path,
@@ -506,6 +527,28 @@ static int rm_children(struct rmtree *t, int fd, unsigned depth)
 	return 0;
 }
 
+/* Empty the root open at fd (taken), again while subtrees were moved up. */
+static int rm_walk(struct rmtree *t, int fd)
+{
+	t->rootfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (t->rootfd < 0) {
+		int code = errno;
+		close(fd);
+		return err_set(t->e, code, "rmtree: %s: %s", t->path, strerror(code));
+	}
+	int r;
+	do {
+		t->again = false;
+		r = rm_children(t, fd, 0);
+		/* a fresh open file: its own read position, from the start */
+		if (r == 0 && t->again &&
+		    (fd = openat(t->rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+			r = err_set(t->e, errno, "rmtree: %s: %s", t->path, strerror(errno));
+	} while (r == 0 && t->again);
+	close(t->rootfd);
+	return r;
+}
+
 int storage_rmtree(const char *path, struct err *e)
 {
 	_cleanup_free_ struct rmtree *t = calloc(1, sizeof(*t));
@@ -535,7 +578,7 @@ int storage_rmtree(const char *path, struct err *e)
 		close(fd);
 		return r;
 	}
-	r = rm_children(t, fd, 0);
+	r = rm_walk(t, fd);
 	if (r == 0 && rmdir(path) < 0 && errno != ENOENT)
 		r = err_set(e, errno, "rmtree: rmdir %s: %s", path, strerror(errno));
 	return r;

@@ -183,6 +183,22 @@ static int fail_try(struct trails *tr, struct tr_rec *rec, const char *code, con
 	return r;
 }
 
+/* The try booted for the first time cannot run. "file": the committed
+ * revision starts in this boot. A bootloader booted the try's kernel: the
+ * committed revision must not run on it (never a mix), so the boot state
+ * goes back to it and the device reboots. */
+static int boot_try_abort(struct trails *tr, const char *why, struct err *e)
+{
+	struct err we = ERR_INIT;
+	if (tr->benv_self)
+		return settle(tr, e);
+	if (tr_boot_write(tr, tr->bs.committed, 0, 0, &we) < 0)
+		log_err("%s", we.msg);
+	if (tr->cfg.hooks.reboot)
+		tr->cfg.hooks.reboot(tr->cfg.hooks.data, why);
+	return 0;
+}
+
 /* Run the try booted for the first time; its status says TESTING before
  * the try is consumed (by cairn itself for "file"). */
 static int boot_try(struct trails *tr, struct tr_rec *rec, struct err *e)
@@ -191,7 +207,8 @@ static int boot_try(struct trails *tr, struct tr_rec *rec, struct err *e)
 	struct err we = ERR_INIT;
 	if (tr_event(tr, rec, TE_TRY, NULL, &we) < 0) {
 		log_err("revision %llu: cannot be tried: %s", (unsigned long long)n, we.msg);
-		return settle(tr, e);
+		recover_event(tr, rec, TE_FAIL, tr_fail_set(tr, "storage", "", "%s", we.msg));
+		return boot_try_abort(tr, "the try could not be started", e);
 	}
 	if (tr->benv_self && tr_boot_write(tr, tr->bs.committed, n, 0, &we) < 0)
 		return fail_try(tr, rec, "storage", we.msg, e);
@@ -199,14 +216,7 @@ static int boot_try(struct trails *tr, struct tr_rec *rec, struct err *e)
 	int ret = trails_load(tr->cfg.storage, n, tr->cfg.trust, &r, &we);
 	if (ret < 0) {
 		recover_event(tr, rec, TE_FAIL, tr_fail_set(tr, tr_load_code(ret), we.field, "%s", we.msg));
-		if (tr->benv_self)
-			return settle(tr, e);
-		/* a bootloader booted the try's kernel: boot the committed one */
-		if (tr_boot_write(tr, tr->bs.committed, 0, 0, &we) < 0)
-			log_err("%s", we.msg);
-		if (tr->cfg.hooks.reboot)
-			tr->cfg.hooks.reboot(tr->cfg.hooks.data, "the try could not be loaded");
-		return 0;
+		return boot_try_abort(tr, "the try could not be loaded", e);
 	}
 	return tr_try_start(tr, rec, r, true, e);
 }

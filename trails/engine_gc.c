@@ -8,8 +8,11 @@
  * downloading. Everything else installed goes, through gc_collect. A FAILED
  * revision's status.json is first copied to offers/<n>/status.json, so why
  * it failed outlives its files. offers/ keeps the TR_KEEP_RECORDS newest
- * REJECTED or FAILED records. */
+ * REJECTED or FAILED records. What the runtime left per revision outside
+ * trails/ (logs/<n>/, volumes/revision/<n>/) goes with its revision: nothing
+ * else removes it, and a revision volume grows as its container writes. */
 #define LOG_MODULE "trails"
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -169,6 +172,81 @@ static void records_prune(struct trails *tr)
 	}
 }
 
+/* ---- what a revision left outside trails/ ---- */
+
+/* A directory name that is a revision number: decimal, no leading zero. */
+static bool rev_dir_name(const char *s, uint64_t *out)
+{
+	size_t n = strlen(s);
+	uint64_t v = 0;
+	if (n == 0 || n > 16 || s[0] == '0')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	}
+	*out = v;
+	return true;
+}
+
+/* Does a container the runtime holds log below `dir` (absolute)? A kept
+ * container logs where it was last started, maybe an older revision's. */
+static bool logs_in_use(struct trails *tr, const char *dir)
+{
+	struct runtime *rt = tr->cfg.rt;
+	size_t len = strlen(dir);
+	for (size_t i = 0; rt && i < runtime_count(rt); i++) {
+		struct rt_ctr_status st;
+		char path[PATH_MAX];
+		struct err e = ERR_INIT;
+		runtime_status(rt, i, &st);
+		if (runtime_log_path(rt, st.name, path, sizeof(path), &e) == 0 &&
+		    strncmp(path, dir, len) == 0 && path[len] == '/')
+			return true;
+	}
+	return false;
+}
+
+/* Remove top/<n>/ (relative to the storage root) of every revision that is
+ * neither kept nor installed. Best effort: a failure is logged, and the
+ * next gc tries again. */
+static void leftovers_sweep(struct trails *tr, const char *top, const uint64_t *keep,
+			    size_t nkeep)
+{
+	int root = storage_root_fd(tr->cfg.storage);
+	int fd = openat(root, top, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno != ENOENT)
+			log_warn("gc: %s: %s", top, strerror(errno));
+		return;
+	}
+	_cleanup_closedir_ DIR *d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return;
+	}
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		char rel[64], abs[PATH_MAX];
+		struct stat sb;
+		struct err e = ERR_INIT;
+		uint64_t n;
+		if (!rev_dir_name(de->d_name, &n) || kept(keep, nkeep, n) ||
+		    str_fmt(rel, sizeof(rel), "%s/%llu", TR_TRAILS, (unsigned long long)n) < 0 ||
+		    fstatat(root, rel, &sb, AT_SYMLINK_NOFOLLOW) == 0 ||
+		    str_fmt(abs, sizeof(abs), "%s/%s/%s", storage_root_path(tr->cfg.storage), top,
+			    de->d_name) < 0 ||
+		    logs_in_use(tr, abs))
+			continue;
+		if (storage_rmtree(abs, &e) < 0)
+			log_warn("gc: %s", e.msg);
+		else
+			log_info("gc: %s/%s removed (revision %llu is gone)", top, de->d_name,
+				 (unsigned long long)n);
+	}
+}
+
 int trails_gc(struct trails *tr, uint64_t *freed, struct err *e)
 {
 	uint64_t keep[TR_MAX_RECORDS + 8];
@@ -186,6 +264,8 @@ int trails_gc(struct trails *tr, uint64_t *freed, struct err *e)
 	struct err be = ERR_INIT;
 	if (trails_bsp_sweep(tr->cfg.storage, 0, &be) < 0)
 		log_warn("gc: boot files: %s", be.msg);
+	leftovers_sweep(tr, "logs", keep, nkeep);
+	leftovers_sweep(tr, "volumes/revision", keep, nkeep);
 	records_after(tr);
 	records_prune(tr);
 	if (freed)

@@ -245,6 +245,12 @@ static const char *volume_path_problem(const char *s, size_t n)
 		size_t rl = strlen(reserved[i]);
 		if (strncmp(s, reserved[i], rl) == 0 && (s[rl] == '\0' || s[rl] == '/'))
 			return "is in /proc, /sys, /dev or /run/cairn, which the runtime owns";
+		/* A persistent volume above a place the runtime mounts into (/run
+		 * above /run/cairn) would let the container plant a symlink there:
+		 * liblxc creates a mount target (mkdir -p, mknod) following
+		 * symlinks, on the host, before the container's root is pivoted. */
+		if (strncmp(reserved[i], s, n) == 0 && reserved[i][n] == '/')
+			return "holds /run/cairn, where the runtime mounts the control socket";
 	}
 	return NULL;
 }

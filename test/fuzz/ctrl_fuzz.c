@@ -40,6 +40,7 @@
 #define trails_json_revision(...) fz_trails_json_revision(__VA_ARGS__)
 #define trails_json_progress(...) fz_trails_json_progress(__VA_ARGS__)
 #define trails_boot_read(...) fz_trails_boot_read(__VA_ARGS__)
+#define trails_boot_state(...) fz_trails_boot_state(__VA_ARGS__)
 
 #include "../../ctrl/call.c"
 #include "../../ctrl/h_device.c"
@@ -198,6 +199,14 @@ int fz_trails_boot_read(struct storage *s, struct boot_state *out, struct err *e
 	(void)s, (void)e;
 	*out = (struct boot_state){4, 0, 0};
 	return 0;
+}
+
+/* GET /v1/status asks the engine: the real accessor would read this fake
+ * struct as the engine's. */
+void fz_trails_boot_state(const struct trails *tr, struct boot_state *out)
+{
+	(void)tr;
+	*out = (struct boot_state){4, 0, 0};
 }
 
 int fz_trails_offer(struct trails *tr, uint64_t rev, const char *doc, size_t doclen,
