@@ -30,7 +30,7 @@ PACK_SRC := $(filter-out tools/pack/main.c,$(wildcard tools/pack/*.c))
 PACK_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(PACK_SRC))
 
 LIBS_CRYPTO := -lmbedcrypto
-LIBS_CAIRN := -llxc -lmicrohttpd -llz4 -lubootenv $(LIBS_CRYPTO)
+LIBS_CAIRN := -llxc -lmicrohttpd -llz4 -lubootenv -lcurl $(LIBS_CRYPTO)
 
 BINS := $(BUILD)/cairn-pack \
 	$(if $(wildcard init/*.c),$(BUILD)/cairn) \

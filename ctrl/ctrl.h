@@ -23,6 +23,10 @@ struct ctrl_hooks {
 	void *data;
 	void (*reboot)(void *data, const char *why);
 	void (*poweroff)(void *data, const char *why);
+	/* POST /v1/commands/poll-hub: poll the fleet hub now (trails/HUB.md). 0,
+	 * or a negative errno with the reason: -ENODEV (501) no hub configured,
+	 * or its configuration was refused; others 503. NULL: 501. */
+	int (*poll_hub)(void *data, struct err *e);
 };
 
 /* Roles a container may hold (granted by `roles` in the signed revision). */

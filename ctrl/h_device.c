@@ -368,9 +368,24 @@ void ctrl_h_gc(struct ctrl *c, const struct ctrl_req *rq, struct ctrl_resp *rs)
 	jw_obj_close(&rs->w);
 }
 
+/* Runs at once: the hub client only arms a poll (its network work is in a
+ * helper process), so nothing is torn down under this request. */
 void ctrl_h_poll_hub(struct ctrl *c, const struct ctrl_req *rq, struct ctrl_resp *rs)
 {
-	(void)c;
-	(void)rq;
-	ctrl_resp_error(rs, 501, "", "no hub configured: this cairn has no hub client yet");
+	if (!c->hooks.poll_hub) {
+		ctrl_resp_error(rs, 501, "", "no hub configured: this cairn has no hub client");
+		return;
+	}
+	struct err e = ERR_INIT;
+	int r = c->hooks.poll_hub(c->hooks.data, &e);
+	if (r < 0) {
+		ctrl_resp_err(rs, r == -ENODEV ? 501 : 503, &e);
+		return;
+	}
+	char who[64];
+	log_info("poll-hub asked by %s (control API)", ctrl_caller_label(rq->caller, who, sizeof(who)));
+	rs->status = 202;
+	jw_obj_open(&rs->w);
+	jw_kv_str(&rs->w, "command", "poll-hub");
+	jw_obj_close(&rs->w);
 }

@@ -12,6 +12,12 @@
  * <storage>/last-boot-error.json) and starts it group by group.
  * The engine reaches the control API and the shutdown path only through the
  * hooks below (trails never calls ctrl).
+ * Fleet hub: the configuration file (--config, init/config.c) and, on a
+ * real PID 1, cairn.hub.* words of /proc/cmdline say which hub to follow;
+ * the hub client (trails/hub*.c) then polls it from this loop, its network
+ * work in unprivileged helper processes that are reaped here like any
+ * child. A configuration that is refused turns the hub client off (logged,
+ * and the poll-hub command says why); the device runs on regardless.
  * Signals (signalfd): SIGCHLD reaps; SIGTERM and SIGPWR stop everything in
  * reverse group order and power off; SIGINT (ctrl-alt-del) does the same and
  * reboots — in sandbox mode SIGINT is a developer's Ctrl-C and powers off;
@@ -35,7 +41,9 @@
 #include "../plugins/plugins.h"
 #include "../runtime/runtime.h"
 #include "../storage/storage.h"
+#include "../trails/hub_internal.h" /* the hub client's interface, until trails.h has it */
 #include "../trails/trails.h"
+#include "config.h"
 #include "init.h"
 
 #define ORCH_RESERVE_BYTES (8ull << 20) /* free space the update engine always keeps */
@@ -53,6 +61,9 @@ struct orch {
 	struct runtime *rt;
 	struct trails *tr;
 	struct ctrl *ctrl;
+	struct cairn_config cfg;
+	struct trails_hub *hub; /* NULL: no hub followed; hub_off says why */
+	char hub_off[ERR_MSG_MAX];
 	int exit_code;
 	bool stopping;
 	/* names whose control socket exists: kept across a switch, so a kept
@@ -68,6 +79,8 @@ static void orch_reap(struct orch *m)
 		pid_t pid = waitpid(-1, &status, WNOHANG);
 		if (pid <= 0)
 			return; /* 0: none left to reap now; -1 ECHILD: no children */
+		if (trails_hub_child_exited(m->hub, pid, status))
+			continue;
 		if (!m->rt || !runtime_child_exited(m->rt, pid, status))
 			log_debug("reaped orphan %d", (int)pid);
 	}
@@ -124,6 +137,14 @@ static void orch_hook_reboot(void *data, const char *why)
 static void orch_hook_poweroff(void *data, const char *why)
 {
 	orch_shutdown(data, ORCH_EXIT_POWEROFF, why);
+}
+
+static int orch_hook_poll_hub(void *data, struct err *e)
+{
+	struct orch *m = data;
+	if (!m->hub)
+		return err_set(e, ENODEV, "no hub configured: %s", m->hub_off);
+	return trails_hub_poll_now(m->hub, e);
 }
 
 static void orch_hook_running(void *data, uint64_t rev)
@@ -243,12 +264,48 @@ static int orch_setup(struct orch *m, struct err *e)
 		.rt = m->rt,
 		.tr = m->tr,
 		.storage = m->storage,
-		.hooks = {.data = m, .reboot = orch_hook_reboot, .poweroff = orch_hook_poweroff},
+		.hooks = {.data = m,
+			  .reboot = orch_hook_reboot,
+			  .poweroff = orch_hook_poweroff,
+			  .poll_hub = orch_hook_poll_hub},
 		.admin_path = m->o->admin_socket,
 		.max_conns = 0, /* ctrl's defaults: 512 admin, 16 per container */
 		.conn_timeout_s = 10,
 	};
 	return ctrl_new(&cc, &m->ctrl, e);
+}
+
+/* The hub to follow, if any. On a real PID 1 the kernel command line
+ * overrides the file; a sandbox reads a stand-in only when CAIRN_CMDLINE
+ * names one (tests). Never fatal: without a hub the device runs what it has. */
+static void orch_hub(struct orch *m)
+{
+	struct err e = ERR_INIT;
+	const char *cmdline = m->o->sandbox ? getenv("CAIRN_CMDLINE") : "/proc/cmdline";
+	int r = config_load(&m->cfg, m->o->config, cmdline, &e);
+	if (r == 0 && !m->cfg.hub.url[0])
+		r = err_set(&e, ENODEV, "hub.url is not set (%s)",
+			    m->o->config ? m->o->config : "no configuration file");
+	if (r == 0) {
+		struct trails_hub_config hc = {
+			.url = m->cfg.hub.url,
+			.device_id = m->cfg.hub.device_id,
+			.poll_s = m->cfg.hub.poll_s,
+			.ca = m->cfg.hub.ca,
+			.cert = m->cfg.hub.cert,
+			.key = m->cfg.hub.key,
+			.token_file = m->cfg.hub.token_file,
+			.pin = m->cfg.hub.pin,
+		};
+		r = trails_hub_new(&hc, m->loop, m->storage, m->tr, &m->hub, &e);
+	}
+	if (r == 0)
+		return;
+	memcpy(m->hub_off, e.msg, sizeof(m->hub_off));
+	if (r == -ENODEV)
+		log_info("fleet hub: none: %s", e.msg);
+	else
+		log_err("fleet hub: off: %s", e.msg);
 }
 
 /* The engine boots: on failure the reason is logged and kept, and we stay
@@ -262,6 +319,7 @@ static void orch_boot(struct orch *m)
 
 static void orch_teardown(struct orch *m)
 {
+	trails_hub_free(m->hub);
 	ctrl_free(m->ctrl);
 	trails_free(m->tr);
 	runtime_free(m->rt);
@@ -294,6 +352,7 @@ int orch_main(const struct init_opts *o)
 		orch_teardown(&m);
 		return ORCH_EXIT_FAILED;
 	}
+	orch_hub(&m);
 	orch_boot(&m);
 	malloc_trim(0); /* start-up's transient buffers back to the kernel */
 	int code = loop_run(m.loop);

@@ -159,8 +159,10 @@ static void record_remove(struct trails *tr, uint64_t n)
 	tr_rec_remove(tr, n);
 }
 
-/* offers/ keeps the TR_KEEP_RECORDS newest records of rejections and failures. */
-static void records_prune(struct trails *tr)
+/* offers/ keeps the TR_KEEP_RECORDS newest records of rejections and failures.
+ * Also called after every rejection, so refused offers (from a mgmt container
+ * or a lying hub) cannot fill the disk or its inodes between two gcs. */
+void tr_records_prune(struct trails *tr)
 {
 	size_t n = 0;
 	for (size_t i = tr->nrecs; i-- > 0;) {
@@ -267,7 +269,7 @@ int trails_gc(struct trails *tr, uint64_t *freed, struct err *e)
 	leftovers_sweep(tr, "logs", keep, nkeep);
 	leftovers_sweep(tr, "volumes/revision", keep, nkeep);
 	records_after(tr);
-	records_prune(tr);
+	tr_records_prune(tr);
 	if (freed)
 		*freed = f;
 	if (r < 0)

@@ -213,4 +213,7 @@ void tr_runtime_event(void *data, const char *name, enum rt_ctr_event ev, unsign
 /* Automatic gc after a commit or a failed try: errors are logged. */
 void tr_gc_auto(struct trails *tr, const char *why);
 
+/* engine_gc.c: keep only the TR_KEEP_RECORDS newest REJECTED/FAILED records. */
+void tr_records_prune(struct trails *tr);
+
 #endif

@@ -120,6 +120,7 @@ static int offer_reject(struct trails *tr, struct tr_rec *rec, const char *code,
 		log_err("revision %llu: recording the rejection: %s", (unsigned long long)rec->number,
 			we.msg);
 	log_warn("revision %llu rejected (%s): %s", (unsigned long long)rec->number, code, e->msg);
+	tr_records_prune(tr); /* may drop rec itself: not used after this */
 	return -e->code;
 }
 

@@ -1,0 +1,77 @@
+/* trails/hub_doc.c — the desired pointer a hub serves (HUB.md, "Desired
+ * revision"). It is hostile input: capped, strictly parsed, exactly three
+ * keys; what it carries is then verified by the engine (trails_offer). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../lib/cleanup.h"
+#include "../lib/json.h"
+#include "hub_internal.h"
+
+#define POINTER_TOKENS 16
+
+void hub_pointer_free(struct hub_pointer *p)
+{
+	free(p->doc);
+	free(p->sig);
+	memset(p, 0, sizeof(*p));
+}
+
+/* String member `key` unescaped into a fresh buffer of at most max bytes. */
+static int pointer_str(const struct jp *p, const char *key, size_t max, char **out, size_t *len,
+		       struct err *e)
+{
+	int v = jp_get(p, 0, key);
+	if (v < 0)
+		return err_field(e, EINVAL, key, "missing");
+	if (!jp_is(p, v, JSMN_STRING))
+		return err_field(e, EINVAL, key, "not a string");
+	_cleanup_free_ char *buf = malloc(max + 1);
+	if (!buf)
+		return err_set(e, ENOMEM, "%s: out of memory", key);
+	int r = jp_str(p, v, buf, max + 1, len);
+	if (r == -ENAMETOOLONG)
+		return err_field(e, EFBIG, key, "longer than %zu bytes", max);
+	if (r < 0)
+		return err_field(e, EINVAL, key, "bad escape, invalid UTF-8 or a NUL byte");
+	*out = TAKE_PTR(buf);
+	return 0;
+}
+
+int hub_pointer_parse(const char *body, size_t len, struct hub_pointer *out, struct err *e)
+{
+	memset(out, 0, sizeof(*out));
+	if (len > HUB_DESIRED_MAX)
+		return err_set(e, EFBIG, "pointer: larger than %llu bytes",
+			       (unsigned long long)HUB_DESIRED_MAX);
+	jsmntok_t tok[POINTER_TOKENS];
+	struct jp p;
+	int r = jp_parse(&p, body, len, tok, POINTER_TOKENS, e);
+	if (r < 0)
+		return err_prefix(e, "pointer");
+	if (!jp_is(&p, 0, JSMN_OBJECT))
+		return err_set(e, EINVAL, "pointer: not a JSON object");
+	for (int k = 1; k < p.ntok; k = jp_next(&p, k + 1))
+		if (!jp_streq(&p, k, "revision") && !jp_streq(&p, k, "document") &&
+		    !jp_streq(&p, k, "signature"))
+			return err_set(e, EINVAL, "pointer: unknown key '%.*s'",
+				       p.tok[k].end - p.tok[k].start > 64
+					       ? 64
+					       : p.tok[k].end - p.tok[k].start,
+				       body + p.tok[k].start);
+	if (p.tok[0].size != 3)
+		return err_set(e, EINVAL, "pointer: want exactly revision, document, signature");
+	int v = jp_get(&p, 0, "revision");
+	long long rev;
+	if (v < 0 || jp_int(&p, v, 1, (long long)REV_MAX_NUMBER, &rev) < 0)
+		return err_field(e, EINVAL, "revision", "want an integer 1..2^53-1");
+	struct hub_pointer ptr = {.revision = (uint64_t)rev};
+	if ((r = pointer_str(&p, "document", REV_MAX_DOC, &ptr.doc, &ptr.doclen, e)) < 0 ||
+	    (r = pointer_str(&p, "signature", SIG_MAX_FILE, &ptr.sig, &ptr.siglen, e)) < 0) {
+		hub_pointer_free(&ptr);
+		return err_prefix(e, "pointer");
+	}
+	*out = ptr;
+	return 0;
+}
