@@ -100,11 +100,13 @@ $(PROBE): test/probe/probe.c
 # ---- tests ----
 $(BUILD)/test/unit/%: test/unit/%.c $(BUILD)/libpack.a $(ARCHIVES)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Wno-missing-prototypes $(LDFLAGS) -o $@ $(filter %.c %.a,$^) -lcmocka $(LIBS_CAIRN)
+	$(CC) $(CFLAGS) -Wno-missing-prototypes $(LDFLAGS) -o $@ $(filter test/unit/%.c %.a,$^) \
+		-lcmocka $(LIBS_CAIRN)
 
 $(BUILD)/test/replay/%: test/fuzz/%_fuzz.c test/fuzz/replay.c $(ARCHIVES)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Wno-missing-prototypes $(LDFLAGS) -o $@ $(filter %.c %.a,$^) $(LIBS_CAIRN)
+	$(CC) $(CFLAGS) -Wno-missing-prototypes $(LDFLAGS) -o $@ $(filter test/fuzz/%.c %.a,$^) \
+		$(LIBS_CAIRN)
 
 test-unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
@@ -128,10 +130,10 @@ bench: deps all
 
 # libFuzzer: every module compiled again by clang with the fuzzer runtime.
 FUZZ_CFLAGS := -std=gnu11 -O1 -g -I. -fsanitize=fuzzer,address,undefined
-FUZZ_LIB_SRC := $(foreach m,trails storage lib,$(call src_of,$(m)))
+FUZZ_LIB_SRC := $(foreach m,trails runtime plugins storage lib,$(call src_of,$(m)))
 build/fuzz/%: test/fuzz/%_fuzz.c $(FUZZ_LIB_SRC)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(LIBS_CRYPTO) -llz4 -lubootenv
+	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(LIBS_CAIRN)
 
 FUZZ_SECONDS ?= 60
 fuzz: deps $(FUZZ_BINS)

@@ -41,7 +41,6 @@
 #include "../plugins/plugins.h"
 #include "../runtime/runtime.h"
 #include "../storage/storage.h"
-#include "../trails/hub_internal.h" /* the hub client's interface, until trails.h has it */
 #include "../trails/trails.h"
 #include "config.h"
 #include "init.h"
@@ -246,6 +245,11 @@ static int orch_setup(struct orch *m, struct err *e)
 	int r;
 	if ((r = loop_new(&m->loop, e)) < 0)
 		return r;
+	/* a log reader (a pipe on stderr) that goes away must not kill us */
+	signal(SIGPIPE, SIG_IGN);
+	/* PID 1 pets the hardware watchdog only while this loop runs */
+	if ((r = pid1_heartbeat_start(m->loop, e)) < 0)
+		return err_prefix(e, "watchdog heartbeat");
 	sigset_t set;
 	sigemptyset(&set);
 	int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGPWR, SIGHUP};

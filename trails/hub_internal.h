@@ -1,7 +1,6 @@
 /* trails/hub_internal.h — the fleet hub client (trails/HUB.md owns the
- * protocol). The first section is the client's interface for the
- * orchestrator (init/orch.c); it belongs in trails.h and lives here until
- * that header takes it. The rest is shared by trails/hub*.c only.
+ * protocol). The client's interface for the orchestrator is in trails.h
+ * ("fleet hub client"); this header is shared by trails/hub*.c only.
  *
  *   hub.c         the client: poll timer, pointer, offer, switch, state
  *   hub_fetch.c   objects: queue, resume, backoff
@@ -25,30 +24,6 @@
 #include "../lib/err.h"
 #include "../lib/loop.h"
 #include "trails.h"
-
-/* ================= interface for the orchestrator ================= */
-
-/* Strings are copied; NULL or "" = unset. url and device_id are required
- * and must already be valid (init/config.c checks them). */
-struct trails_hub_config {
-	const char *url;
-	const char *device_id;
-	unsigned poll_s;
-	const char *ca, *cert, *key, *token_file, *pin;
-};
-
-struct trails_hub;
-struct storage;
-
-/* Create <storage>/tmp/hub (owned by HUB_UID) and arm the first poll. */
-int trails_hub_new(const struct trails_hub_config *cfg, struct loop *loop, struct storage *s,
-		   struct trails *tr, struct trails_hub **out, struct err *e) _must_check_;
-/* Kills the helpers still running; NULL is fine. */
-void trails_hub_free(struct trails_hub *h);
-/* POST /v1/commands/poll-hub: poll now, backoff reset. */
-int trails_hub_poll_now(struct trails_hub *h, struct err *e) _must_check_;
-/* The orchestrator reaped `pid`: true if it was one of the hub's helpers. */
-bool trails_hub_child_exited(struct trails_hub *h, pid_t pid, int status);
 
 /* ================= shared by trails/hub*.c ================= */
 

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "../lib/digest.h"
 #include "../lib/err.h"
@@ -304,5 +305,29 @@ int trails_json_revisions(struct trails *tr, struct jw *w, struct err *e) _must_
 int trails_json_revision(struct trails *tr, uint64_t rev, struct jw *w,
 			 struct err *e) _must_check_; /* -ENOENT unknown */
 int trails_json_progress(struct trails *tr, struct jw *w, struct err *e) _must_check_;
+
+/* ---- fleet hub client (trails/hub*.c, trails/HUB.md) ---- */
+
+/* Strings are copied; NULL or "" = unset. url and device_id are required
+ * and must already be valid (init/config.c checks them). */
+struct trails_hub_config {
+	const char *url;
+	const char *device_id;
+	unsigned poll_s;
+	const char *ca, *cert, *key, *token_file, *pin;
+};
+
+struct trails_hub;
+struct storage;
+
+/* Create <storage>/tmp/hub (owned by HUB_UID) and arm the first poll. */
+int trails_hub_new(const struct trails_hub_config *cfg, struct loop *loop, struct storage *s,
+		   struct trails *tr, struct trails_hub **out, struct err *e) _must_check_;
+/* Kills the helpers still running; NULL is fine. */
+void trails_hub_free(struct trails_hub *h);
+/* POST /v1/commands/poll-hub: poll now, backoff reset. */
+int trails_hub_poll_now(struct trails_hub *h, struct err *e) _must_check_;
+/* The orchestrator reaped `pid`: true if it was one of the hub's helpers. */
+bool trails_hub_child_exited(struct trails_hub *h, pid_t pid, int status);
 
 #endif
