@@ -68,7 +68,10 @@ static int check_url(const char *name, const char *v, size_t *n, struct err *e)
 {
 	while (*n > 0 && v[*n - 1] == '/')
 		(*n)--;
-	size_t scheme = strncmp(v, "https://", 8) == 0 ? 8 : strncmp(v, "http://", 7) == 0 ? 7 : 0;
+	/* v has a length, not a NUL: compare within it */
+	size_t scheme = *n >= 8 && memcmp(v, "https://", 8) == 0  ? 8
+			: *n >= 7 && memcmp(v, "http://", 7) == 0 ? 7
+								  : 0;
 	if (!scheme)
 		return err_field(e, EINVAL, name, "want an http:// or https:// URL");
 	if (*n <= scheme || v[scheme] == '/')
