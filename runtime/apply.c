@@ -112,6 +112,27 @@ static void changes_list(struct runtime *rt, const struct rt_set *next)
 	}
 }
 
+/* A changed container whose predecessor runs is prepared now, beside it
+ * (image, overlay, console, plugin config; volumes are bound only by the
+ * spawn), so that its service gap is the stop and the spawn alone. A goal
+ * MOUNTED container has no gap to shorten: it mounts when its group starts.
+ * On error every preparation is undone and nothing changed. */
+static int prepare_replacements(struct runtime *rt, struct rt_set *next, struct err *e)
+{
+	for (size_t i = 0; i < next->nctrs; i++) {
+		struct rt_ctr *n = next->ctrs[i], *o = cur_find(rt, n->name);
+		if (!o || !ctr_is_up(o) || n->goal == RT_GOAL_MOUNTED || spec_same(rt, o, next, n))
+			continue;
+		int r = ctr_prepare(n, next->rev, o, e);
+		if (r < 0) {
+			for (size_t k = 0; k < i; k++)
+				ctr_unmount(next->ctrs[k]);
+			return err_prefix(e, "container %s", n->name);
+		}
+	}
+	return 0;
+}
+
 /* Kept objects replace their twins in `next` (the twins are freed). */
 static void diff(struct runtime *rt, struct rt_set *next)
 {
@@ -154,7 +175,9 @@ static void sets_switch(struct runtime *rt, struct rt_set *next)
 static void ctr_enter(struct rt_ctr *c, size_t index)
 {
 	c->index = index;
-	c->pending_start = !c->kept || !ctr_is_up(c);
+	/* a kept one still MOUNTED below its goal was prepared, never spawned */
+	c->pending_start = !c->kept || !ctr_is_up(c) ||
+			   (c->state == CTR_MOUNTED && c->goal != RT_GOAL_MOUNTED);
 	c->kept = false;
 	c->goal_reached = c->goal_missed = false;
 	c->restarts = 0;
@@ -184,6 +207,10 @@ int runtime_apply(struct runtime *rt, const char *rev, const struct rt_group_spe
 	struct rt_set next;
 	if ((r = rt_set_build(rt, rev, groups, ngroups, ctrs, nctrs, &next, e)) < 0)
 		return err_prefix(e, "revision %s", rev ? rev : "?");
+	if ((r = prepare_replacements(rt, &next, e)) < 0) {
+		rt_set_free(rt, &next);
+		return err_prefix(e, "revision %s", rev);
+	}
 	diff(rt, &next);
 	log_info("revision %s: applying over %s; stopped or started: %s", rev,
 		 rt->cur.rev[0] ? rt->cur.rev : "nothing", rt->changes[0] ? rt->changes : "none");

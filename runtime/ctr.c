@@ -9,7 +9,10 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/pidfd.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "../lib/log.h"
 #include "runtime_internal.h"
@@ -136,8 +139,58 @@ static void exit_reason(struct rt_ctr *c)
 		rt_textf(c->reason, sizeof(c->reason), "exited with status %d", code);
 }
 
+void ctr_init_unwatch(struct rt_ctr *c)
+{
+	if (c->init_fd < 0)
+		return;
+	loop_io_del(c->rt->cfg.loop, &c->init_io);
+	close(c->init_fd);
+	c->init_fd = -1;
+}
+
+/* The init of a PID namespace exits only once every other process of the
+ * namespace is dead: the container no longer runs. The keeper (liblxc's
+ * monitor) still tears down cgroups and namespaces for tens of ms; it is
+ * not waited for (its exit is then an orphan's). */
+static void init_gone_cb(struct loop_io *io, uint32_t events)
+{
+	(void)events;
+	struct rt_ctr *c = io->data;
+	ctr_init_unwatch(c);
+	if (c->state != CTR_STOPPING)
+		return;
+	log_debug("container %s: init %d gone, keeper %d still tearing down", c->name,
+		  (int)c->init, (int)c->keeper);
+	c->exit_code = 0;
+	c->keeper_left = true;
+	ctr_event(c, EV_EXITED);
+	c->keeper_left = false;
+}
+
+/* An apply's retiree: its replacement may start as soon as its init is
+ * dead (runtime/README.md, "Apply"). The pidfd is checked against a fresh
+ * init_pid so that a recycled pid is never watched; without one, the
+ * keeper's exit ends the stop as for any container. */
+static void init_watch(struct rt_ctr *c)
+{
+	if (!c->retiring || c->init <= 0 || c->init_fd >= 0)
+		return;
+	int fd = pidfd_open(c->init, 0);
+	if (fd < 0)
+		return;
+	struct err e = ERR_INIT;
+	c->init_io = (struct loop_io){.fd = fd, .cb = init_gone_cb, .data = c};
+	if (c->rt->cfg.plugin->init_pid(c->handle) != c->init ||
+	    loop_io_add(c->rt->cfg.loop, &c->init_io, EPOLLIN, &e) < 0) {
+		close(fd);
+		return;
+	}
+	c->init_fd = fd;
+}
+
 static void plugin_release(struct rt_ctr *c)
 {
+	ctr_init_unwatch(c);
 	if (c->handle)
 		c->rt->cfg.plugin->release(c->handle);
 	c->handle = NULL;
@@ -211,12 +264,20 @@ static enum rt_event act_spawn(struct rt_ctr *c, enum rt_event ev)
 	return EV_SPAWNED;
 }
 
+/* Every ms for the first RT_POLL_FAST_FOR_NS after the spawn, then every
+ * RT_POLL_NS: the init is usually there within tens of ms. */
+static void poll_again(struct rt_ctr *c)
+{
+	bool fast = now_ns() - c->spawned_at < RT_POLL_FAST_FOR_NS;
+	timer_in(c, fast ? RT_POLL_FAST_NS : RT_POLL_NS);
+}
+
 static enum rt_event act_starting(struct rt_ctr *c, enum rt_event ev)
 {
 	(void)ev;
 	c->ready_early = false;
 	set_state(c, CTR_STARTING);
-	timer_in(c, RT_POLL_NS);
+	poll_again(c);
 	return EV_NONE;
 }
 
@@ -228,7 +289,7 @@ static enum rt_event act_poll(struct rt_ctr *c, enum rt_event ev)
 		c->init = pid;
 		return EV_INIT_SEEN;
 	}
-	timer_in(c, RT_POLL_NS);
+	poll_again(c);
 	return EV_NONE;
 }
 
@@ -351,6 +412,7 @@ static enum rt_event act_stop_running(struct rt_ctr *c, enum rt_event ev)
 	const struct plugin_ops *p = c->rt->cfg.plugin;
 	set_state(c, CTR_STOPPING);
 	c->kill_sent = false;
+	init_watch(c);
 	/* While STARTING the init may not be known yet: liblxc's monitor (the
 	 * keeper) forwards the signal to the init once it runs. */
 	if (p->signal(c->handle, c->stop_signal) < 0 && c->keeper > 0 &&
@@ -479,8 +541,9 @@ void ctr_event(struct rt_ctr *c, enum rt_event ev)
 				(int)c->state);
 			return;
 		}
-		log_debug("container %s: %s in %s", c->name, ctr_event_name(ev),
-			  ctr_state_name(c->state));
+		log_debug("container %s: %s in %s (at %llu ms)", c->name, ctr_event_name(ev),
+			  ctr_state_name(c->state),
+			  (unsigned long long)(now_ns() / RT_NS_PER_MS));
 		ev = table[c->state][ev](c, ev);
 	}
 }

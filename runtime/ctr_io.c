@@ -97,13 +97,22 @@ static int mount_volumes(struct rt_ctr *c, struct err *e)
 	return 0;
 }
 
-int ctr_mount(struct rt_ctr *c, struct err *e)
+/* <statedir>/ctr/<name>, or with `alt` <statedir>/ctr/<name>.1 (names
+ * never hold a dot): a replacement is prepared beside its predecessor. */
+static int ctr_dir(const struct rt_ctr *c, bool alt, char *buf, size_t cap, struct err *e)
 {
-	struct runtime *rt = c->rt;
-	if (str_fmt(c->dir, sizeof(c->dir), "%s/ctr/%s", rt->statedir, c->name) < 0)
-		return err_set(e, ENAMETOOLONG, "statedir %s: path too long", rt->statedir);
-	ctr_unmount(c); /* leftovers of an orchestrator that died */
-	memcpy(c->rev, rt->cur.rev, sizeof(c->rev)); /* its logs and revision volumes */
+	if (str_fmt(buf, cap, "%s/ctr/%s%s", c->rt->statedir, c->name, alt ? ".1" : "") < 0)
+		return err_set(e, ENAMETOOLONG, "statedir %s: path too long", c->rt->statedir);
+	return 0;
+}
+
+/* Mount everything under c->dir (leftovers of an orchestrator that died
+ * are unmounted first); the caller unmounts on error. */
+static int mount_at(struct rt_ctr *c, const char *rev, struct err *e)
+{
+	uint64_t t0 = now_ns();
+	ctr_unmount(c);
+	rt_textf(c->rev, sizeof(c->rev), "%s", rev); /* its logs and revision volumes */
 	int r = storage_mkdir_p(c->dir, 0755, e);
 	if (r == 0 && (r = storage_mount_tmpfs(c->dir, "mode=0755", e)) == 0)
 		c->mnt_tmpfs = true;
@@ -115,8 +124,44 @@ int ctr_mount(struct rt_ctr *c, struct err *e)
 	if (r == 0 && c->ctrl_socket && lstat(c->ctrl_socket, &st) < 0)
 		r = err_set(e, errno, "control socket %s: %s", c->ctrl_socket, strerror(errno));
 	if (r < 0)
-		return r; /* the caller unmounts what was mounted */
+		return r;
 	log_info("container %s: mounted %s at %s/rootfs", c->name, c->image, c->dir);
+	log_debug("container %s: mounted in %llu us", c->name,
+		  (unsigned long long)((now_ns() - t0) / 1000));
+	return 0;
+}
+
+/* Nothing else of this name runs or is mounted here (every retiree is down
+ * before an apply mounts the normal way): leftovers under both names go. */
+int ctr_mount(struct rt_ctr *c, struct err *e)
+{
+	int r = ctr_dir(c, true, c->dir, sizeof(c->dir), e);
+	if (r < 0)
+		return r;
+	ctr_unmount(c);
+	if ((r = ctr_dir(c, false, c->dir, sizeof(c->dir), e)) < 0)
+		return r;
+	return mount_at(c, c->rt->cur.rev, e);
+}
+
+static int plugin_prepare(struct rt_ctr *c, struct err *e);
+
+int ctr_prepare(struct rt_ctr *c, const char *rev, const struct rt_ctr *pred, struct err *e)
+{
+	char base[PATH_MAX];
+	int r = ctr_dir(c, false, base, sizeof(base), e);
+	if (r == 0)
+		r = ctr_dir(c, strcmp(pred->dir, base) == 0, c->dir, sizeof(c->dir), e);
+	if (r < 0)
+		return r;
+	if ((r = mount_at(c, rev, e)) == 0 && (r = ctr_console_open(c, e)) == 0)
+		r = plugin_prepare(c, e);
+	if (r < 0) {
+		ctr_unmount(c);
+		return r;
+	}
+	c->state = CTR_MOUNTED;
+	log_debug("container %s: prepared in %s while its predecessor runs", c->name, c->dir);
 	return 0;
 }
 
@@ -126,8 +171,13 @@ static void umount_one(struct rt_ctr *c, const char *leaf, bool *flag)
 	struct err e = ERR_INIT;
 	if (leaf && sub(c, leaf, path, sizeof(path), &e) < 0)
 		return;
-	if (storage_umount(leaf ? path : c->dir, &e) < 0)
-		log_warn("container %s: %s", c->name, e.msg);
+	/* busy (then detached) is expected while a keeper tears down: ctr.c */
+	if (storage_umount(leaf ? path : c->dir, &e) < 0) {
+		if (c->keeper_left)
+			log_debug("container %s: %s", c->name, e.msg);
+		else
+			log_warn("container %s: %s", c->name, e.msg);
+	}
 	if (flag)
 		*flag = false;
 }
@@ -135,8 +185,13 @@ static void umount_one(struct rt_ctr *c, const char *leaf, bool *flag)
 /* Best effort and idempotent: every layer is tried, failures are logged. */
 void ctr_unmount(struct rt_ctr *c)
 {
+	if (c->handle && c->keeper <= 0) { /* prepared, never spawned */
+		c->rt->cfg.plugin->release(c->handle);
+		c->handle = NULL;
+	}
 	if (!c->dir[0])
 		return;
+	uint64_t t0 = now_ns();
 	ctr_console_close(c);
 	umount_one(c, "rootfs", &c->mnt_rootfs);
 	umount_one(c, "lower", &c->mnt_lower);
@@ -148,6 +203,8 @@ void ctr_unmount(struct rt_ctr *c)
 	struct err e = ERR_INIT;
 	if (storage_rmtree(c->dir, &e) < 0)
 		log_warn("container %s: %s", c->name, e.msg);
+	log_debug("container %s: unmounted in %llu us", c->name,
+		  (unsigned long long)((now_ns() - t0) / 1000));
 }
 
 /* ---- console ---- */
@@ -270,12 +327,11 @@ static size_t build_mounts(const struct rt_ctr *c, struct plugin_mount *m)
 	return n;
 }
 
-int ctr_spawn(struct rt_ctr *c, struct err *e)
+/* The plugin's container object and config (the rootfs is mounted). */
+static int plugin_prepare(struct rt_ctr *c, struct err *e)
 {
-	int r = ctr_console_open(c, e);
-	if (r < 0)
-		return r;
 	char rootfs[PATH_MAX], statedir[PATH_MAX];
+	int r;
 	if ((r = sub(c, "rootfs", rootfs, sizeof(rootfs), e)) < 0 ||
 	    (r = sub(c, "lxc", statedir, sizeof(statedir), e)) < 0)
 		return r;
@@ -292,14 +348,33 @@ int ctr_spawn(struct rt_ctr *c, struct err *e)
 		.out_fd = c->con_wr,
 	};
 	const struct plugin_ops *p = c->rt->cfg.plugin;
+	uint64_t t0 = now_ns();
 	if ((r = p->prepare(&pc, &c->handle, e)) < 0)
 		return err_prefix(e, "%s prepare", p->name);
+	log_debug("container %s: %s prepare in %llu us", c->name, p->name,
+		  (unsigned long long)((now_ns() - t0) / 1000));
+	return 0;
+}
+
+/* Prepared ahead by an apply (ctr_prepare), or now. */
+int ctr_spawn(struct rt_ctr *c, struct err *e)
+{
+	int r = ctr_console_open(c, e);
+	if (r == 0 && !c->handle)
+		r = plugin_prepare(c, e);
+	if (r < 0)
+		return r;
+	const struct plugin_ops *p = c->rt->cfg.plugin;
+	uint64_t t0 = now_ns();
 	if ((r = p->spawn(c->handle, &c->keeper, e)) < 0) {
 		p->release(c->handle);
 		c->handle = NULL;
 		c->keeper = 0;
 		return err_prefix(e, "%s spawn", p->name);
 	}
+	c->spawned_at = now_ns();
 	log_info("container %s: keeper %d spawned", c->name, (int)c->keeper);
+	log_debug("container %s: spawn in %llu us", c->name,
+		  (unsigned long long)((c->spawned_at - t0) / 1000));
 	return 0;
 }

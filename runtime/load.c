@@ -45,6 +45,7 @@ void rt_ctr_drop(struct rt_ctr *c)
 	if (!ctr_is_idle(c))
 		log_warn("container %s: freed while %s", c->name, ctr_state_name(c->state));
 	loop_timer_disarm(c->rt->cfg.loop, &c->timer);
+	ctr_init_unwatch(c);
 	ctr_console_close(c);
 	if (c->handle)
 		c->rt->cfg.plugin->release(c->handle);
@@ -199,6 +200,7 @@ static struct rt_ctr *ctr_alloc(struct runtime *rt, size_t index)
 	c->rt = rt;
 	c->index = index;
 	c->con_rd = c->con_wr = -1;
+	c->init_fd = -1;
 	c->timer = (struct loop_timer){.cb = ctr_timer_cb, .data = c};
 	c->pending_start = true;
 	return c;

@@ -30,6 +30,10 @@
 #define RT_NS_PER_MS 1000000ull
 #define RT_NS_PER_S 1000000000ull
 #define RT_POLL_NS (10 * RT_NS_PER_MS)  /* init_pid poll while STARTING */
+/* Right after a spawn the init usually appears within tens of ms: poll every
+ * millisecond for that long, then every RT_POLL_NS. */
+#define RT_POLL_FAST_NS (1 * RT_NS_PER_MS)
+#define RT_POLL_FAST_FOR_NS (50 * RT_NS_PER_MS)
 #define RT_STABLE_NS (10 * RT_NS_PER_S) /* up longer than this: backoff resets */
 #define RT_KILL_AGAIN_NS (5 * RT_NS_PER_S) /* SIGKILL repeated until reaped */
 #define RT_CTRL_TARGET "/run/cairn/ctrl.sock"
@@ -99,9 +103,15 @@ struct rt_ctr {
 	pid_t init;
 	int exit_code; /* keeper exit per plugins.h */
 	uint64_t up_since;
+	uint64_t spawned_at; /* the keeper's fork: fast init polls for a while */
 	unsigned restarts; /* since runtime_start / the apply */
 	unsigned fails; /* consecutive quick exits: the backoff exponent */
 	struct loop_timer timer;
+	/* A retiree's init while it stops (pidfd): its death ends the container */
+	int init_fd;
+	struct loop_io init_io;
+	bool keeper_left; /* stopped at its init's death: the keeper still tears
+			   * down, its namespaces hold our mounts a while */
 
 	/* console: pipe read end in the loop, write end handed to the plugin */
 	int con_rd, con_wr;
@@ -110,7 +120,7 @@ struct rt_ctr {
 	bool log_broken;
 
 	char rev[RT_REV_MAX + 1]; /* revision it was last mounted in: logs, volumes */
-	char dir[PATH_MAX];       /* <statedir>/ctr/<name> */
+	char dir[PATH_MAX];       /* <statedir>/ctr/<name> or <name>.1 (ctr_prepare) */
 	char reason[RT_REASON_MAX];
 };
 
@@ -191,8 +201,18 @@ void ctr_goal_miss(struct rt_ctr *c, const char *how);
 /* Running: the keeper or the mounts are up (MOUNTED .. READY, BACKOFF). */
 bool ctr_is_up(const struct rt_ctr *c);
 
+/* Stop watching the init (idempotent). */
+void ctr_init_unwatch(struct rt_ctr *c);
+
 /* ctr_io.c */
 int ctr_mount(struct rt_ctr *c, struct err *e) _must_check_;
+/* An apply replaces running `pred` by `c` (same name): mount c's image,
+ * overlay and console in the state dir pred does not use and build the
+ * plugin's config, while pred still runs. On success c is MOUNTED with its
+ * plugin handle; on error nothing of c stays mounted. */
+int ctr_prepare(struct rt_ctr *c, const char *rev, const struct rt_ctr *pred,
+		struct err *e) _must_check_;
+/* Unmount, remove the state dir and release a plugin handle never spawned. */
 void ctr_unmount(struct rt_ctr *c);
 int ctr_console_open(struct rt_ctr *c, struct err *e) _must_check_;
 void ctr_console_close(struct rt_ctr *c);

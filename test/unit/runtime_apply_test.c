@@ -594,6 +594,177 @@ static void test_ctr_stop_during_startup(void **state)
 	stop_all(x, 5000);
 }
 
+static int mounts_in(struct fx *x, const char *leaf)
+{
+	char dir[256];
+	FMT(dir, "%s/ctr/%s", x->statedir, leaf);
+	return mounts_under(dir, NULL, 0);
+}
+
+static bool c2_ready(struct fx *x)
+{
+	struct err e = ERR_INIT;
+	if (!wait_state(x, "c2", CTR_STARTED, 3000))
+		fail_msg("c2 did not start");
+	if (runtime_ready(x->rt, "c2", &e) < 0)
+		fail_msg("runtime_ready: %s", e.msg);
+	return started_ok(x, 1000);
+}
+
+/* A changed container whose predecessor runs is prepared inside the apply
+ * call (image, overlay, plugin config) in the other state dir, before the
+ * predecessor gets its stop signal; the spawn comes after the predecessor
+ * is down and released. The state dirs alternate: ctr/c2, ctr/c2.1. */
+static void test_apply_prepares_replacement_first(void **state)
+{
+	need_root();
+	struct fx *x = *state;
+	rt_make(x, 2, 100, 1000);
+	char *const v1[] = {"run", "say:v1", NULL}, *const v2[] = {"run", "say:v2", NULL};
+	struct rt_volume vols[] = {{"data", "/data", RT_PERSIST_PERMANENT}};
+	struct rt_group_spec g[] = {{"app", 10}};
+	struct rt_ctr_spec c[] = {ctr("c1", 0, RT_GOAL_STARTED, RT_RESTART_NO, ARGV_RUN),
+				  ctr("c2", 0, RT_GOAL_READY, RT_RESTART_ON_FAILURE, v1)};
+	c[1].volumes = vols, c[1].nvolumes = 1;
+	APPLY(x, "7", g, c);
+	c2_ready(x);
+	pid_t p1 = status_of(x, "c1").pid;
+	size_t preps = F.npreps;
+	c[1].argv = v2;
+	APPLY(x, "8", g, c);
+	/* before the loop ran: prepared beside the running predecessor */
+	assert_int_equal(F.npreps, preps + 1);
+	assert_string_equal(F.preps[preps].name, "c2");
+	assert_int_equal(sigs_to("c2"), 0);
+	assert_int_equal(mounts_in(x, "c2"), 3);
+	assert_int_equal(mounts_in(x, "c2.1"), 3); /* tmpfs, squashfs, overlay */
+	assert_true(last_mounts("c2")->rootfs_has_image);
+	char want[256];
+	FMT(want, "%s/volumes/permanent/c2/data", x->storage_dir);
+	assert_string_equal(last_mounts("c2")->source[0], want); /* bound at spawn */
+	assert_int_equal(status_of(x, "c2").state, CTR_MOUNTED);
+	c2_ready(x);
+	const struct rec *sig = first_sig("c2"), *rel = first_rel("c2"),
+			 *sp = nth_of(F.spawns, F.nspawns, "c2", 1);
+	assert_true(sig && rel && sp);
+	assert_true(F.preps[preps].t < sig->t);
+	assert_true(sp->t > rel->t); /* the predecessor is down before the spawn */
+	assert_int_equal(mounts_in(x, "c2"), 0);
+	assert_int_equal(access(want, F_OK), 0);
+	assert_int_equal(mounts_in(x, "c2.1"), 3);
+	assert_int_equal(status_of(x, "c1").pid, p1);
+	FMT(want, "%s/logs/8/c2.log", x->storage_dir);
+	run_for(x, 50);
+	assert_string_equal(slurp(want), "v2\n");
+	c[1].argv = v1; /* and back: prepared in ctr/c2 again */
+	APPLY(x, "9", g, c);
+	assert_int_equal(mounts_in(x, "c2"), 3);
+	c2_ready(x);
+	assert_int_equal(mounts_in(x, "c2.1"), 0);
+	FMT(want, "%s/ctr/c2.1", x->statedir);
+	assert_int_equal(access(want, F_OK), -1);
+	assert_int_equal(spawns_of("c2"), 3);
+	assert_int_equal(spawns_of("c1"), 1);
+	stop_all(x, 5000);
+}
+
+/* A replacement that cannot be prepared (its image does not mount, its
+ * plugin config is refused) fails the apply call: the predecessors keep
+ * running untouched, nothing of the replacements stays mounted or held,
+ * and the runtime takes the next apply. */
+static void test_apply_prepare_failure_keeps_old(void **state)
+{
+	need_root();
+	struct fx *x = *state;
+	rt_make(x, 2, 100, 1000);
+	char *const v2[] = {"run", "say:v2", NULL}, *const bad[] = {"run", "fail-prepare", NULL};
+	struct rt_group_spec g[] = {{"app", 10}};
+	struct rt_ctr_spec c[] = {ctr("c1", 0, RT_GOAL_STARTED, RT_RESTART_NO, ARGV_RUN),
+				  ctr("c2", 0, RT_GOAL_READY, RT_RESTART_NO, ARGV_RUN)};
+	APPLY(x, "7", g, c);
+	c2_ready(x);
+	pid_t p1 = status_of(x, "c1").pid, p2 = status_of(x, "c2").pid;
+	int mounts = mounts_under(x->dir, NULL, 0);
+	size_t rels = F.nrels;
+	struct rt_ctr_spec n1[] = {c[0], c[1]};
+	n1[1].image = "/nonexistent/image.sqfs";
+	struct err e = ERR_INIT;
+	assert_true(runtime_apply(x->rt, "8", g, 1, n1, 2, on_started, x, &e) < 0);
+	assert_non_null(strstr(e.msg, "container c2"));
+	assert_non_null(strstr(e.msg, "/nonexistent/image.sqfs"));
+	struct rt_ctr_spec n2[] = {c[0], c[1]}; /* c1 prepares, then c2 fails */
+	n2[0].argv = v2;
+	n2[1].argv = bad;
+	err_clear(&e);
+	assert_true(runtime_apply(x->rt, "8", g, 1, n2, 2, on_started, x, &e) < 0);
+	assert_non_null(strstr(e.msg, "container c2"));
+	assert_non_null(strstr(e.msg, "on purpose"));
+	assert_int_equal(F.nrels, rels + 1); /* c1's prepared handle released */
+	assert_string_equal(F.rels[rels].name, "c1");
+	run_for(x, 100);
+	assert_int_equal(sigs_to("c1") + sigs_to("c2"), 0);
+	assert_int_equal(status_of(x, "c1").pid, p1);
+	assert_int_equal(status_of(x, "c2").pid, p2);
+	assert_int_equal(status_of(x, "c2").state, CTR_READY);
+	assert_string_equal(runtime_phase(x->rt), "ready");
+	assert_int_equal(mounts_under(x->dir, NULL, 0), mounts);
+	assert_int_equal(mounts_in(x, "c1.1") + mounts_in(x, "c2.1"), 0);
+	n2[1].argv = ARGV_RUN;
+	x->started_calls = 0;
+	assert_int_equal(runtime_apply(x->rt, "8", g, 1, n2, 2, on_started, x, &e), 0);
+	started_ok(x, 3000);
+	assert_true(status_of(x, "c1").pid != p1);
+	assert_int_equal(status_of(x, "c2").pid, p2);
+	stop_all(x, 5000);
+}
+
+/* A retiree is down when its init is: its replacement is spawned while
+ * the old keeper still lingers (liblxc's teardown), whose exit is then
+ * nobody's; nothing of the retiree stays mounted. */
+static void test_apply_retiree_down_at_init_death(void **state)
+{
+	need_root();
+	struct fx *x = *state;
+	rt_make(x, 2, 100, 1000);
+	char *const v1[] = {"run", "linger:800", NULL}, *const v2[] = {"run", "say:v2", NULL};
+	struct rt_group_spec g[] = {{"app", 10}};
+	struct rt_ctr_spec c[] = {ctr("c2", 0, RT_GOAL_STARTED, RT_RESTART_NO, v1)};
+	APPLY(x, "7", g, c);
+	started_ok(x, 3000);
+	pid_t keeper = F.children[0];
+	assert_true(status_of(x, "c2").pid != keeper); /* the init is the keeper's child */
+	c[0].argv = v2;
+	APPLY(x, "8", g, c);
+	started_ok(x, 3000);
+	const struct rec *sig = first_sig("c2"), *sp = nth_of(F.spawns, F.nspawns, "c2", 1);
+	assert_true(sig && sp);
+	print_message("replacement spawned %.1f ms after the stop signal\n",
+		      (sp->t - sig->t) / 1e6);
+	assert_true(sp->t - sig->t < 400 * MS);
+	assert_int_equal(kill(keeper, 0), 0); /* still tearing down */
+	assert_int_equal(mounts_in(x, "c2"), 0);
+	run_for(x, 1000);
+	assert_true(kill(keeper, 0) < 0); /* gone and reaped */
+	assert_int_equal(status_of(x, "c2").state, CTR_STARTED);
+	stop_all(x, 5000);
+}
+
+/* Right after a spawn the init is polled every millisecond, not every 10. */
+static void test_fast_init_poll(void **state)
+{
+	need_root();
+	struct fx *x = *state;
+	rt_make(x, 2, 100, 1000);
+	char *const slow[] = {"run", "polls:3", NULL};
+	struct rt_group_spec g[] = {{"app", 10}};
+	struct rt_ctr_spec c[] = {ctr("c1", 0, RT_GOAL_STARTED, RT_RESTART_NO, slow)};
+	APPLY(x, "7", g, c);
+	started_ok(x, 3000);
+	print_message("init polls within 30 ms: %u\n", F.npolls);
+	assert_true(F.npolls >= 10); /* every 10 ms: 4 */
+	stop_all(x, 5000);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -612,6 +783,10 @@ int main(void)
 		T(test_apply_starts_stopped),
 		T(test_ctr_restart),
 		T(test_ctr_stop_during_startup),
+		T(test_apply_prepares_replacement_first),
+		T(test_apply_prepare_failure_keeps_old),
+		T(test_fast_init_poll),
+		T(test_apply_retiree_down_at_init_death),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

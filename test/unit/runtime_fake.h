@@ -6,7 +6,13 @@
  * a child of this process that behaves as its argv says,
  *   "run"          sleep until killed       "exit:N"   exit with N
  *   "after:MS"     wait MS before exiting   "say:TEXT" print TEXT first
- *   "ignore-term"  ignore SIGTERM           "polls:N"  init_pid() is 0 N times
+ *   "fail-prepare" prepare() fails
+ *   "linger:MS"    the keeper is not the init: it forks the init, and when
+ *                  the init is gone it lingers MS before exiting (liblxc's
+ *                  teardown)
+ *   "ignore-term"  ignore SIGTERM           "polls:N"  init_pid() is 0 for
+ *                                          N x 10 ms after the spawn (what N
+ *                                          polls at the steady rate take)
  * and records every spawn, signal, release and mount list, so the tests see
  * what the runtime asked for and when. Teardown stops the runtime, kills any
  * child, detaches every mount under the test directory and removes it.
@@ -29,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -51,10 +58,14 @@ struct fake {
 	char name[NAME_MAX_LEN + 1];
 	int exit_code; /* -1: run until killed */
 	unsigned after_ms, polls;
-	bool ignore_term;
+	bool ignore_term, fail_prepare;
 	char say[64];
 	int out_fd;
 	pid_t pid;
+	uint64_t init_at; /* init_pid() answers 0 before this */
+	unsigned linger_ms;
+	pid_t init;  /* with linger: the keeper's child, read from init_rd */
+	int init_rd;
 };
 
 /* A spawn (with every container's state at that moment), a signal or a
@@ -81,6 +92,9 @@ static struct {
 	size_t nsigs;
 	struct rec rels[MAXREC];
 	size_t nrels;
+	struct rec preps[MAXREC]; /* successful prepare() calls */
+	size_t npreps;
+	unsigned npolls; /* init_pid() calls */
 	struct rec_mounts mounts[16];
 	size_t nmounts;
 	pid_t children[MAXREC];
@@ -103,9 +117,11 @@ static void fake_parse(struct fake *f, char *const *argv)
 		sscanf(*argv, "exit:%d", &f->exit_code);
 		sscanf(*argv, "after:%u", &f->after_ms);
 		sscanf(*argv, "polls:%u", &f->polls);
+		sscanf(*argv, "linger:%u", &f->linger_ms);
 		if (strncmp(*argv, "say:", 4) == 0)
 			snprintf(f->say, sizeof(f->say), "%s\n", *argv + 4);
 		f->ignore_term |= strcmp(*argv, "ignore-term") == 0;
+		f->fail_prepare |= strcmp(*argv, "fail-prepare") == 0;
 	}
 }
 
@@ -132,7 +148,13 @@ static int fake_prepare(const struct plugin_ctr *pc, void **handle, struct err *
 		return err_set(e, ENOMEM, "fake: out of memory");
 	snprintf(f->name, sizeof(f->name), "%s", pc->name);
 	fake_parse(f, pc->argv);
+	if (f->fail_prepare) {
+		free(f);
+		return err_field(e, EINVAL, "lxc", "fake: prepare fails on purpose");
+	}
+	record(F.preps, &F.npreps, pc->name);
 	f->out_fd = pc->out_fd >= 0 ? fcntl(pc->out_fd, F_DUPFD_CLOEXEC, 3) : -1;
+	f->init_rd = -1;
 	fake_record_mounts(pc);
 	*handle = f;
 	return 0;
@@ -140,10 +162,12 @@ static int fake_prepare(const struct plugin_ctr *pc, void **handle, struct err *
 
 static _Noreturn void fake_child(const struct fake *f)
 {
+	/* SIGTERM comes blocked from fake_spawn: one sent before the
+	 * disposition is set is applied (or dropped) only now */
+	signal(SIGTERM, f->ignore_term ? SIG_IGN : SIG_DFL);
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	signal(SIGTERM, f->ignore_term ? SIG_IGN : SIG_DFL);
 	if (f->say[0] && f->out_fd >= 0)
 		(void)!write(f->out_fd, f->say, strlen(f->say));
 	if (f->exit_code >= 0) {
@@ -154,15 +178,46 @@ static _Noreturn void fake_child(const struct fake *f)
 		pause();
 }
 
+/* "linger:MS": the keeper forks the init, tells its pid, waits for it and
+ * lingers; the init dies with the keeper (PDEATHSIG). */
+static _Noreturn void fake_keeper(const struct fake *f, int wr)
+{
+	pid_t init = fork();
+	if (init == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		fake_child(f);
+	}
+	(void)!write(wr, &init, sizeof(init));
+	int st = 0;
+	while (init > 0 && waitpid(init, &st, 0) < 0 && errno == EINTR)
+		;
+	usleep(f->linger_ms * 1000u);
+	_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+}
+
 static int fake_spawn(void *handle, pid_t *keeper, struct err *e)
 {
 	struct fake *f = handle;
+	sigset_t term, old;
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	sigprocmask(SIG_BLOCK, &term, &old);
+	int p[2] = {-1, -1};
+	if (f->linger_ms && pipe2(p, O_CLOEXEC) < 0)
+		return err_set(e, errno, "fake: pipe");
 	pid_t pid = fork();
-	if (pid < 0)
-		return err_set(e, errno, "fake: fork");
+	if (pid == 0 && f->linger_ms)
+		fake_keeper(f, p[1]);
 	if (pid == 0)
 		fake_child(f);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (p[1] >= 0)
+		close(p[1]);
+	f->init_rd = p[0];
+	if (pid < 0)
+		return err_set(e, errno, "fake: fork");
 	f->pid = *keeper = pid;
+	f->init_at = now_ns() + f->polls * 10 * MS;
 	if (F.nchildren < MAXREC)
 		F.children[F.nchildren++] = pid;
 	struct rec *s = record(F.spawns, &F.nspawns, f->name);
@@ -177,14 +232,21 @@ static int fake_spawn(void *handle, pid_t *keeper, struct err *e)
 static pid_t fake_init_pid(void *handle)
 {
 	struct fake *f = handle;
-	return f->polls > 0 ? (f->polls--, 0) : f->pid;
+	F.npolls++;
+	if (f->init_rd >= 0 && !f->init && read(f->init_rd, &f->init, sizeof(f->init)) > 0 &&
+	    F.nchildren < MAXREC)
+		F.children[F.nchildren++] = f->init;
+	if (now_ns() < f->init_at)
+		return 0;
+	return f->init ? f->init : f->pid;
 }
 
 static int fake_signal(void *handle, int sig)
 {
 	struct fake *f = handle;
 	record(F.sigs, &F.nsigs, f->name)->sig = sig;
-	return kill(f->pid, sig) < 0 ? -errno : 0;
+	pid_t init = f->init_rd >= 0 ? fake_init_pid(f) : f->pid;
+	return kill(init ? init : f->pid, sig) < 0 ? -errno : 0;
 }
 
 static void fake_release(void *handle)
@@ -193,6 +255,8 @@ static void fake_release(void *handle)
 	record(F.rels, &F.nrels, f->name);
 	if (f->out_fd >= 0)
 		close(f->out_fd);
+	if (f->init_rd >= 0)
+		close(f->init_rd);
 	free(f);
 }
 
