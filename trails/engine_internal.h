@@ -132,7 +132,8 @@ struct trails {
 	struct loop_timer retry; /* rollback apply retried after -EBUSY */
 	unsigned retries;
 	bool stopping_all;       /* rollback's last resort: everything stops, then the apply */
-	struct loop_timer act;   /* a failure seen inside a runtime callback, acted on from the loop */
+	struct loop_timer act;   /* a failure or the commit seen inside a runtime callback, acted on from the loop */
+	bool commit_due;         /* every goal met: commit on the next act tick */
 	bool pending;            /* a failure of the try waits for `act` (the first one wins) */
 	struct tr_fail pend;
 

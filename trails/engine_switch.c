@@ -147,13 +147,23 @@ static void try_fail(struct trails *tr, const struct tr_fail *why)
 	do_reboot(tr, why_s);
 }
 
+static void try_commit(struct trails *tr);
+
+/* Failures and the commit seen inside a runtime callback are acted on from
+ * the loop (a 0 ms timer fires after the iteration's fds): the control API
+ * answers what is pending before the commit's durable writes and gc. */
 static void act_cb(struct loop_timer *t)
 {
 	struct trails *tr = t->data;
-	if (!tr->pending || tr->op != TR_OP_TRY || tr->finishing)
+	if (tr->op != TR_OP_TRY || tr->finishing)
 		return;
-	tr->pending = false;
-	try_fail(tr, &tr->pend);
+	if (tr->pending) { /* a failure wins over a commit due in the same tick */
+		tr->pending = tr->commit_due = false;
+		try_fail(tr, &tr->pend);
+	} else if (tr->commit_due) {
+		tr->commit_due = false;
+		try_commit(tr);
+	}
 }
 
 static void guard_cb(struct loop_timer *t)
@@ -219,8 +229,10 @@ static void try_started_cb(void *data, bool ok, const char *reason)
 	if (tr->op != TR_OP_TRY || tr->finishing)
 		return;
 	if (ok) {
-		if (!tr->pending)
-			try_commit(tr);
+		if (!tr->pending) {
+			tr->commit_due = true;
+			loop_timer_arm_in(tr->cfg.loop, &tr->act, 0);
+		}
 		return;
 	}
 	const char *ctr = first_unmet(tr);
@@ -402,7 +414,7 @@ int tr_try_start(struct trails *tr, struct tr_rec *rec, struct revision *r, bool
 	tr->next = r;
 	tr->op = TR_OP_TRY;
 	tr->try_booted = booted;
-	tr->finishing = tr->pending = false;
+	tr->finishing = tr->pending = tr->commit_due = false;
 	memset(tr->exits, 0, sizeof(tr->exits));
 	tr->op_t0_ns = now_ns();
 	tr->act.cb = act_cb;
