@@ -44,6 +44,7 @@ struct obj_writer {
 	struct storage *s;
 	struct digest want;
 	uint64_t size, written;
+	uint64_t flushed; /* bytes handed to writeback so far (see writer_flush) */
 	int failed; /* errno of an earlier failed write: commit refuses */
 	int fd;
 	struct sha256 ctx;
@@ -266,6 +267,25 @@ int storage_object_begin(struct storage *s, const struct digest *want, uint64_t 
 	return 0;
 }
 
+/* Start writeback of every full OBJ_FLUSH_CHUNK as it is written, and wait
+ * for the chunk before it, so a large object never piles up as dirty pages
+ * and the fsync at commit (in the caller's event loop) stays short. Both are
+ * hints: errors surface at that fsync, which is never skipped. */
+#define OBJ_FLUSH_CHUNK (8u << 20)
+static void writer_flush(struct obj_writer *w)
+{
+	while (w->written - w->flushed >= OBJ_FLUSH_CHUNK) {
+		(void)sync_file_range(w->fd, (off64_t)w->flushed, OBJ_FLUSH_CHUNK,
+				      SYNC_FILE_RANGE_WRITE);
+		if (w->flushed >= OBJ_FLUSH_CHUNK)
+			(void)sync_file_range(w->fd, (off64_t)(w->flushed - OBJ_FLUSH_CHUNK),
+					      OBJ_FLUSH_CHUNK, SYNC_FILE_RANGE_WAIT_BEFORE |
+								       SYNC_FILE_RANGE_WRITE |
+								       SYNC_FILE_RANGE_WAIT_AFTER);
+		w->flushed += OBJ_FLUSH_CHUNK;
+	}
+}
+
 int storage_object_write(struct obj_writer *w, const void *buf, size_t len, struct err *e)
 {
 	if (w->failed)
@@ -283,6 +303,7 @@ int storage_object_write(struct obj_writer *w, const void *buf, size_t len, stru
 	}
 	sha256_update(&w->ctx, buf, len);
 	w->written += len;
+	writer_flush(w);
 	return 0;
 }
 
