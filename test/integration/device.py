@@ -2,6 +2,7 @@
 cairn-pack, provision a storage directory, boot `cairn --sandbox` on it and talk
 to its control API over the admin socket. Everything it creates lives under one
 temporary directory; stop() leaves no process, mount or loop device behind."""
+import contextlib
 import glob
 import http.client
 import json
@@ -10,6 +11,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 
 BUILD = os.environ.get("CAIRN_BUILD", os.path.join(os.path.dirname(__file__), "../../build"))
@@ -86,6 +88,30 @@ def our_loops(root):
         except OSError:
             pass
     return out
+
+
+@contextlib.contextmanager
+def sandbox_device(prefix):
+    """A Device in a fresh temporary directory. On the way out, whatever the
+    test did: cairn stopped (killed if it will not stop), the directory
+    removed, and no mount or loop device of it may remain (the sandbox's
+    mounts die with its namespace; the kernel tears that down lazily)."""
+    root = tempfile.mkdtemp(prefix=prefix)
+    d = Device(root)
+    try:
+        yield d
+    finally:
+        try:
+            d.stop()
+        finally:
+            d.kill()
+        end = time.monotonic() + 10
+        while (our_mounts(root) or our_loops(root)) and time.monotonic() < end:
+            time.sleep(0.1)
+        left_mounts, left_loops = our_mounts(root), our_loops(root)
+        shutil.rmtree(root, ignore_errors=True)
+        assert not left_mounts, left_mounts
+        assert not left_loops, left_loops
 
 
 class Device:

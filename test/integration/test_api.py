@@ -14,17 +14,14 @@ import hashlib
 import json
 import os
 import re
-import shutil
-import signal
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 
 import pytest
 
-from device import Device, our_loops, our_mounts, pack
+from device import pack, sandbox_device
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
 SANDBOX_REBOOT = 10
@@ -41,22 +38,8 @@ DATA = [{"name": "data", "path": "/data", "persistence": "permanent"}]
 
 @pytest.fixture
 def dev():
-    root = tempfile.mkdtemp(prefix="cairn-api-")
-    d = Device(root)
-    try:
+    with sandbox_device("cairn-api-") as d:
         yield d
-    finally:
-        try:
-            d.stop()
-        finally:
-            d.kill()
-        end = time.monotonic() + 10
-        while (our_mounts(root) or our_loops(root)) and time.monotonic() < end:
-            time.sleep(0.1)
-        left_mounts, left_loops = our_mounts(root), our_loops(root)
-        shutil.rmtree(root, ignore_errors=True)
-        assert not left_mounts, left_mounts
-        assert not left_loops, left_loops
 
 
 def containers(web_rootfs=None):

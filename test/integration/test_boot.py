@@ -4,36 +4,19 @@ import json
 import os
 import shutil
 import signal
-import tempfile
 import time
 
 import pytest
 
-from device import Device, descendants, our_loops, our_mounts, proc_state
+from device import Device, descendants, our_loops, our_mounts, proc_state, sandbox_device
 
 SLEEP = ["/bin/probe", "sleep", "9999999"]  # exits 0 on SIGTERM
 
 
 @pytest.fixture
 def dev():
-    root = tempfile.mkdtemp(prefix="cairn-boot-")
-    d = Device(root)
-    try:
+    with sandbox_device("cairn-boot-") as d:
         yield d
-    finally:
-        try:
-            d.stop()
-        finally:
-            d.kill()
-        # the sandbox's mounts die with its namespace, and their autoclear loop
-        # devices with them (the kernel tears a dead namespace down lazily)
-        end = time.monotonic() + 10
-        while (our_mounts(root) or our_loops(root)) and time.monotonic() < end:
-            time.sleep(0.1)
-        left_mounts, left_loops = our_mounts(root), our_loops(root)
-        shutil.rmtree(root, ignore_errors=True)
-        assert not left_mounts, left_mounts
-        assert not left_loops, left_loops
 
 
 def boot(dev, containers, **kw):

@@ -13,10 +13,8 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -616,7 +614,7 @@ def test_install_run_waits_for_the_end(fake, tmp, keys, rootfs, spec, end, code)
 
 # ---------------------------------------------------------------- a real device
 
-from device import Device, make_rootfs, our_loops, our_mounts  # noqa: E402
+from device import make_rootfs, sandbox_device  # noqa: E402
 
 SLEEP = ["/bin/probe", "sleep", "9999999"]
 HELLO = ["/bin/sh", "-c", "echo hello-from-web; exec /bin/probe sleep 9999999"]
@@ -624,22 +622,8 @@ HELLO = ["/bin/sh", "-c", "echo hello-from-web; exec /bin/probe sleep 9999999"]
 
 @pytest.fixture
 def dev():
-    root = tempfile.mkdtemp(prefix="cairn-ctl-")
-    d = Device(root)
-    try:
+    with sandbox_device("cairn-ctl-") as d:
         yield d
-    finally:
-        try:
-            d.stop()
-        finally:
-            d.kill()
-        end = time.monotonic() + 10
-        while (our_mounts(root) or our_loops(root)) and time.monotonic() < end:
-            time.sleep(0.1)
-        left_mounts, left_loops = our_mounts(root), our_loops(root)
-        shutil.rmtree(root, ignore_errors=True)
-        assert not left_mounts, left_mounts
-        assert not left_loops, left_loops
 
 
 class CountingProxy:
