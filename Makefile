@@ -43,7 +43,7 @@ FUZZ_SRC := $(wildcard test/fuzz/*_fuzz.c)
 REPLAY_BINS := $(patsubst test/fuzz/%_fuzz.c,$(BUILD)/test/replay/%,$(FUZZ_SRC))
 FUZZ_BINS := $(patsubst test/fuzz/%_fuzz.c,build/fuzz/%,$(FUZZ_SRC))
 
-.PHONY: all help deps test test-unit test-fuzz test-integration test-long bench fuzz run clean
+.PHONY: all help deps test test-unit test-fuzz test-integration test-qemu test-long bench fuzz run clean
 .DEFAULT_GOAL := all
 
 all: $(BINS) $(PROBE)
@@ -56,6 +56,8 @@ help:
 	@echo "  make test-unit     cmocka unit tests only"
 	@echo "  make test-fuzz     replay the fuzz corpora under gcc"
 	@echo "  make test-integration  pytest suites in test/integration (root, real LXC/squashfs)"
+	@echo "  make test-qemu     qemu: U-Boot + Debian's kernel boot cairn as PID 1; updates, power cuts (root)"
+	@echo "  make run QEMU=1    boot the demo device in qemu (U-Boot, Debian's kernel, cairn as PID 1)"
 	@echo "  make test-long     longer soaks (not part of make test)"
 	@echo "  make bench         benchmarks in test/bench, each printed as a ratio to a baseline"
 	@echo "  make fuzz          libFuzzer (clang) on every target, FUZZ_SECONDS=60 each"
@@ -119,12 +121,18 @@ test-fuzz: $(REPLAY_BINS)
 test-integration: all
 	CAIRN_BUILD=$(abspath $(BUILD)) $(PYTEST) -q test/integration
 
+# qemu: about 6 minutes on 2 cores (20 power cuts); CAIRN_LONG=1 makes it 200.
+# Not yet part of `make test` (see the closing note of the session that added it).
+test-qemu: all
+	CAIRN_BUILD=$(abspath $(BUILD)) $(PYTEST) -q test/qemu
+
 test: deps
 	@$(MAKE) --no-print-directory all $(UNIT_BINS) $(REPLAY_BINS)
 	@$(MAKE) --no-print-directory test-unit test-fuzz test-integration
 
 test-long: deps all
 	CAIRN_BUILD=$(abspath $(BUILD)) CAIRN_LONG=1 $(PYTEST) -q test/integration
+	CAIRN_BUILD=$(abspath $(BUILD)) CAIRN_LONG=1 $(PYTEST) -q test/qemu
 
 bench: deps all
 	@set -e; for b in test/bench/*/run; do echo "== $$b"; CAIRN_BUILD=$(abspath $(BUILD)) $$b; done
@@ -142,7 +150,7 @@ fuzz: deps $(FUZZ_BINS)
 		$$f -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus-$$n test/fuzz/corpus/$$n; done
 
 run: deps all
-	tools/demo/run
+	$(if $(filter 1,$(QEMU)),tools/qemu/run --build $(abspath $(BUILD)),tools/demo/run)
 
 clean:
 	rm -rf build
