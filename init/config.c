@@ -66,14 +66,14 @@ static bool printable(const char *v, size_t n, bool space_ok)
 
 static int check_url(const char *name, const char *v, size_t *n, struct err *e)
 {
-	while (*n > 0 && v[*n - 1] == '/')
-		(*n)--;
 	/* v has a length, not a NUL: compare within it */
 	size_t scheme = *n >= 8 && memcmp(v, "https://", 8) == 0  ? 8
 			: *n >= 7 && memcmp(v, "http://", 7) == 0 ? 7
 								  : 0;
 	if (!scheme)
 		return err_field(e, EINVAL, name, "want an http:// or https:// URL");
+	while (*n > scheme && v[*n - 1] == '/')
+		(*n)--;
 	if (*n <= scheme || v[scheme] == '/')
 		return err_field(e, EINVAL, name, "the URL has no host");
 	if (!printable(v, *n, false))
