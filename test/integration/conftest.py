@@ -1,5 +1,6 @@
 """Fixtures for the integration tests (run as root by `make test-integration`,
 with CAIRN_BUILD = the absolute build directory)."""
+import glob
 import os
 import shutil
 import tempfile
@@ -59,3 +60,22 @@ def spec(tmp):
 def _root_only():
     if os.geteuid() != 0:
         pytest.skip("integration tests run as root (make test-integration)")
+
+
+def _remove_empty_lxc_cgroups():
+    """liblxc leaves empty lxc.monitor.NAME / lxc.payload.NAME / lxc.pivot
+    cgroups behind when a keeper is killed (the crash tests kill many), and
+    then picks NAME-1, NAME-2 ... until it runs out of names. Tests clean up
+    what they create: remove every empty lxc cgroup (a busy one refuses)."""
+    for top in glob.glob("/sys/fs/cgroup/*/lxc.*") + glob.glob("/sys/fs/cgroup/lxc.*"):
+        for root, _dirs, _files in os.walk(top, topdown=False):
+            try:
+                os.rmdir(root)
+            except OSError:
+                pass
+
+
+@pytest.fixture(autouse=True)
+def _lxc_cgroups_cleaned():
+    yield
+    _remove_empty_lxc_cgroups()
