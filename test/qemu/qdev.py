@@ -198,6 +198,18 @@ def mounted(image, mnt, writable=False, fsck=False):
         sh(["losetup", "-d", loop], check=False)
 
 
+def uboot_sees(image, path):
+    """Whether `path` exists on partition 2 as a reader that does not replay
+    the ext4 journal (U-Boot) sees it: debugfs -c on a read-only loop."""
+    loop = sh(["losetup", "--find", "--show", "--read-only", "--offset", str(P2_OFFSET),
+               image]).stdout.strip()
+    try:
+        r = sh(["debugfs", "-c", "-R", "stat " + path, loop], check=False)
+        return r.returncode == 0 and "Inode:" in r.stdout
+    finally:
+        sh(["losetup", "-d", loop], check=False)
+
+
 def our_loops(path_prefix):
     out = []
     for bf in glob.glob("/sys/block/loop*/loop/backing_file"):

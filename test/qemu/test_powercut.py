@@ -53,6 +53,7 @@ class Cutter:
         self.dev = qdev.QDevice(art, self.root, template)
         self.want = want
         self.committed = 1
+        self.extra = {1: None}    # kernel command line extra of each revision built
         self.next = 2
         self.resume = None
         self.cuts = {}
@@ -67,18 +68,20 @@ class Cutter:
 
     # ---- revisions ----
     def revision(self, rev):
-        """Revision `rev`: its own app image; odd ones change the BSP too
-        (a reboot update), even ones only the app (live)."""
+        """Revision `rev`: its own app image; odd ones get their own kernel
+        command line (a BSP change: a reboot update), even ones keep the
+        committed revision's BSP (live)."""
         if rev in self.dev.revs:
             return self.dev.revs[rev]
-        extra = "qemu_test=r%d" % rev if rev % 2 else None
+        extra = "qemu_test=r%d" % rev if rev % 2 else self.extra[self.committed]
+        self.extra[rev] = extra
         return self.dev.build(rev, base_containers(self.dev.art, app_rootfs=self.dev.variant(
             "r%d" % rev)), GROUPS, cmdline_extra=extra)
 
     # ---- the loop ----
     def run(self):
         i = 0
-        while sum(self.cuts.values()) < self.want:
+        while sum(self.cuts.values()) < self.want and len(self.bad) < 5:
             i += 1
             assert i < self.want * 4, "too many updates without a cut"
             try:
@@ -99,6 +102,7 @@ class Cutter:
         self.dev.kill()
         subprocess.run(["cp", "--sparse=always", self.template, self.dev.disk], check=True)
         self.committed, self.pending, self.resume = 1, None, None
+        self.next = max(self.dev.revs) + 1 if self.dev.revs else 2   # built for another BSP
 
     def boot_and_verify(self):
         d = self.dev
@@ -286,9 +290,15 @@ class Cutter:
             if env_cur is None:
                 errs.append("no valid environment copy")
                 return
+            c = env.get("cairn_rev", "0")
+            # what U-Boot sees: the filesystem as it is, journal not replayed
+            if not qdev.uboot_sees(copy, "/boot/%s/vmlinuz" % c):
+                errs.append("U-Boot cannot see /boot/%s/vmlinuz of the committed revision "
+                            "(still only in the ext4 journal): the next boot finds nothing "
+                            "to boot" % c)
             with qdev.mounted(copy, copy + ".mnt", writable=False, fsck=True) as s:
                 revs = qdev.store_consistent(s)
-                c = int(env.get("cairn_rev", "0"))
+                c = int(c)
                 if c not in revs or not os.path.exists(os.path.join(s, "boot", str(c), "vmlinuz")):
                     errs.append("cairn_rev=%s is not an installed revision with boot files (%s)"
                                 % (c, revs))
