@@ -11,6 +11,7 @@
  *                            README.md), its effect not applied
  * The environment is read at the first operation of each process (a forked
  * child reads it again and counts from 1). See storage/README.md. */
+#define _GNU_SOURCE /* syncfs */
 #include "storage.h"
 
 #include <errno.h>
@@ -19,7 +20,10 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #define LOG_MODULE "storage"
@@ -247,6 +251,30 @@ int storage_fsync(int fd, const char *what, struct err *e)
 	int r = OP_STEP(&op, fsync(fd));
 	if (r < 0)
 		return err_set(e, r, "fsync %s: %s (not retried)", what, strerror(-r));
+	return 0;
+}
+
+/* Linux >= 5.13 (fs/ext4/ext4.h; not in every distribution's uapi headers). */
+#ifndef EXT4_IOC_CHECKPOINT
+#define EXT4_IOC_CHECKPOINT _IOW('f', 43, uint32_t)
+#endif
+
+int storage_checkpoint(int fd, struct err *e)
+{
+	struct statfs sf;
+	if (fstatfs(fd, &sf) < 0)
+		return err_set(e, errno, "statfs: %s", strerror(errno));
+	if (sf.f_type != EXT4_SUPER_MAGIC)
+		return 0; /* no journal a reader would have to replay */
+	uint32_t flags = 0;
+	if (ioctl(fd, EXT4_IOC_CHECKPOINT, &flags) == 0 || errno == ENODEV /* no journal */)
+		return 0;
+	if (errno != ENOTTY && errno != EOPNOTSUPP && errno != EINVAL && errno != EPERM)
+		return err_set(e, errno, "checkpoint the journal: %s", strerror(errno));
+	/* An older kernel (or no CAP_SYS_ADMIN): syncfs also writes the block device's dirty
+	 * buffers, which is where committed metadata waits for its home. */
+	if (syncfs(fd) < 0)
+		return err_set(e, errno, "syncfs: %s", strerror(errno));
 	return 0;
 }
 

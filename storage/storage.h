@@ -41,6 +41,12 @@ int storage_fsync(int fd, const char *what, struct err *e) _must_check_;
 int storage_mkdir_durable(int dirfd, const char *name, mode_t mode, struct err *e) _must_check_;
 /* unlinkat(flags) (ENOENT is fine) then fsync of the directory. */
 int storage_unlink_durable(int dirfd, const char *name, int flags, struct err *e) _must_check_;
+/* Make what is already durable on fd's filesystem visible to a reader that
+ * does not replay the journal (a bootloader reading ext4): checkpoint the
+ * journal (EXT4_IOC_CHECKPOINT; FIFREEZE + FITHAW on kernels before 5.13).
+ * A filesystem without a journal to checkpoint is a no-op. Not a durable op
+ * (not counted, no injection): it moves no data, only where it lives. */
+int storage_checkpoint(int fd, struct err *e) _must_check_;
 /* Number of durable operations this process has done (tests use it to find N). */
 unsigned long storage_durable_count(void);
 

@@ -200,6 +200,8 @@ int trails_bsp_place(struct storage *s, const struct revision *r, struct err *e)
 	int ret = open_boot(s, true, &bootfd, e);
 	if (ret >= 0)
 		ret = bsp_place(s, bootfd, r, name, e);
+	if (ret >= 0) /* before anything can name this revision to the bootloader */
+		ret = storage_checkpoint(bootfd, e);
 	if (ret < 0)
 		return err_prefix(e, "boot files of revision %s", name);
 	struct err se = ERR_INIT;

@@ -364,6 +364,38 @@ def test_install_refuses_a_tampered_revision(signed, tmp):
         json.loads((storage / "boot.json").read_text()).get("committed", 0) == 0
 
 
+
+def test_installed_boot_files_are_visible_without_journal_replay(tmp, keys, rootfs, spec):
+    """A bootloader reads ext4 without replaying its journal (U-Boot does):
+    boot files that are only in the journal do not exist for it, and a power
+    cut after a commit would leave nothing to boot. Install checkpoints the
+    journal, so right after it returns (no unmount, no writeback) a
+    journal-less reader (debugfs -c) already sees the kernel, byte for byte."""
+    rootfs("rootfs")
+    kernel = os.urandom(200000)
+    (tmp / "vmlinuz").write_bytes(kernel)
+    bsp = {"kernel": {"file": "vmlinuz"}, "modules": {"dir": "rootfs"}, "cmdline": "quiet"}
+    key, pub = keys
+    out = built_signed(tmp, spec([container("one", {"dir": "rootfs"})], bsp=bsp), key)
+    image, mnt = tmp / "disk.ext4", tmp / "mnt"
+    run(["truncate", "-s", "64M", image])
+    run(["mkfs.ext4", "-q", "-F", "-O", "has_journal", image])
+    mnt.mkdir()
+    # a commit interval far beyond the test: nothing reaches home on its own
+    run(["mount", "-o", "loop,commit=600", image, mnt])
+    try:
+        r = pack("install", out, "--storage", mnt, "--trust", pub)
+        assert r.returncode == 0, r.stderr
+        assert (mnt / "boot" / "1" / "vmlinuz").read_bytes() == kernel
+        got = tmp / "seen"
+        d = run(["debugfs", "-c", "-R", f"dump /boot/1/vmlinuz {got}", image])
+        assert got.exists() and got.read_bytes() == kernel, d.stderr
+        d = run(["debugfs", "-c", "-R", "cat /boot/1/cmdline.env", image])
+        assert d.stdout == "cairn_cmdline=quiet\n", (d.stdout, d.stderr)
+    finally:
+        subprocess.run(["umount", mnt], check=False)
+
+
 # ---------------------------------------------------------------- usage
 
 @pytest.mark.parametrize("args", [

@@ -48,6 +48,7 @@ class Cutter:
         self.name = name
         self.template = template
         self.pending = None
+        self.resume_state = None
         self.rng = random.Random(seed)
         self.root = qdev.new_root("cairn-qemu-cut-")
         self.dev = qdev.QDevice(art, self.root, template)
@@ -108,8 +109,13 @@ class Cutter:
         d = self.dev
         if not d.running():
             d.boot(ready=False)
+        def ready():
+            if "cairn-boot: nothing to boot" in d.vm.serial():
+                raise Bad("U-Boot found nothing to boot after a cut")
+            st = d.vm.status()
+            return st if st and st.get("phase") == "ready" else None
         try:
-            st = d.wait_ready(180)
+            d.vm.wait(ready, 180, "all goals met")
             d.vm.wait(lambda: (lambda s: s if s and s["try"] is None and
                                s["revision"] == s["committed"] else None)(d.vm.status()),
                       120, "no try pending")
@@ -149,6 +155,7 @@ class Cutter:
             self.next = max(self.next, r + 1)
         elif state in ("DOWNLOADING", "INSTALLED"):
             self.resume = r         # the same number goes on where it stopped
+            self.resume_state = state
         elif state is None:
             self.resume = None      # never offered: the next update takes it again
             self.next = r
@@ -161,8 +168,11 @@ class Cutter:
         out = self.revision(r)
         kind = "reboot" if r % 2 else "live"
         phases = REBOOT_PHASES if kind == "reboot" else LIVE_PHASES
-        phase = phases[sum(self.cuts.values()) % len(phases)] if not self.resume else \
-            self.rng.choice(("upload", "install", "switch"))
+        if self.resume and self.resume_state == "INSTALLED":
+            phases = [p for p in phases if p not in ("upload", "install")]
+        # the phase cut least often so far (ties at random)
+        least = min(self.cuts.get(kind + ":" + p, 0) for p in phases)
+        phase = self.rng.choice([p for p in phases if self.cuts.get(kind + ":" + p, 0) == least])
         self.pending = r
         self.say("revision %d (%s), cut while: %s" % (r, kind, phase))
         cut = self.drive(r, out, kind, phase)
@@ -230,10 +240,10 @@ class Cutter:
                 raise Bad("live update of %d: the machine went down on its own" % r)
             got = d.revision(r)
             if got and got["state"] in ("DONE", "FAILED"):
-                d.vm.disarm()
-                if not d.vm.cut_at:
-                    self.switched("live")
-                return bool(d.vm.cut_at)
+                if self.settled():
+                    return True
+                self.switched("live")
+                return False
             time.sleep(0.1)
         raise Bad("live update of %d did not finish" % r)
 
@@ -260,10 +270,13 @@ class Cutter:
                 return self.wait_cut()
             got = d.revision(r)
             if got and got["state"] in ("DONE", "FAILED"):
-                vm.disarm()
-                return bool(vm.cut_at)
+                return self.settled()
             time.sleep(0.2)
         raise Bad("reboot update of %d did not finish" % r)
+
+    def settled(self):
+        """The update finished: let a cut its console line triggered happen."""
+        return self.dev.vm.settle() and self.wait_cut()
 
     def wait_cut(self, timeout=5.0):
         """After a kill was armed: wait for qemu to be gone. True if it was a cut."""

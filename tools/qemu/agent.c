@@ -18,9 +18,9 @@
  *
  *   cairn-qemu-agent relay PORT SOCKET   the relay alone (tests on a host)
  *
- * Static, no library of the tree: it runs before anything is mounted and
- * waits for /sys and /dev (cairn mounts them) and for the port's driver
- * (virtio_console, loaded by cairn from cairn.modules=).
+ * Of the tree it links only lib/util.c and lib/err.c. It runs before anything
+ * is mounted: it waits for /sys and /dev (cairn mounts them) and for the
+ * port's driver (virtio_console, loaded by cairn from cairn.modules=).
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "lib/cleanup.h"
+#include "lib/util.h"
 
 #define PORT_NAME "cairn.admin"
 #define ADMIN_SOCKET "/run/cairn/ctrl.sock"
@@ -83,15 +84,15 @@ static int port_find(char *path, size_t size)
 		if (strncmp(de->d_name, "vport", 5) != 0)
 			continue;
 		char npath[300], name[64] = "";
-		snprintf(npath, sizeof(npath), "/sys/class/virtio-ports/%s/name", de->d_name);
+		if (str_fmt(npath, sizeof(npath), "/sys/class/virtio-ports/%s/name", de->d_name) < 0)
+			continue;
 		_cleanup_close_ int fd = open(npath, O_RDONLY | O_CLOEXEC);
 		ssize_t n = fd < 0 ? -1 : read(fd, name, sizeof(name) - 1);
 		if (n <= 0)
 			continue;
 		name[n] = '\0';
 		name[strcspn(name, "\n")] = '\0';
-		if (strcmp(name, PORT_NAME) == 0 &&
-		    snprintf(path, size, "/dev/%s", de->d_name) < (int)size)
+		if (strcmp(name, PORT_NAME) == 0 && str_fmt(path, size, "/dev/%s", de->d_name) == 0)
 			return 0;
 	}
 	return -ENOENT;

@@ -91,9 +91,11 @@ class Artifacts:
 
     def _agent(self):
         src = os.path.join(HERE, "agent.c")
-        if newer(self.agent, src, os.path.join(TOP, "lib/cleanup.h")):
+        libs = [os.path.join(TOP, "lib", f) for f in ("util.c", "err.c")]
+        if newer(self.agent, src, *libs, *(os.path.join(TOP, "lib", h) for h in
+                                           ("cleanup.h", "util.h", "err.h"))):
             self.say("agent")
-            run(["gcc", *CFLAGS, "-o", self.agent + ".tmp", src])
+            run(["gcc", *CFLAGS, "-o", self.agent + ".tmp", src, *libs])
             run(["strip", self.agent + ".tmp"])
             os.rename(self.agent + ".tmp", self.agent)
 

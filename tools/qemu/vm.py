@@ -53,6 +53,7 @@ class VM:
         self._lock = threading.Lock()
         self._cut = None          # (compiled regex, delay) armed by cut_on()
         self._cut_scan = b""
+        self._cut_why_pattern = False
         self._cut_timer = None
         self.cut_at = None        # monotonic time of the last SIGKILL by cut_*
         self.cut_why = None
@@ -150,6 +151,7 @@ class VM:
                     m = cut[0].search(self._cut_scan.decode(errors="replace"))
                     if m:
                         self._cut_in(cut[1], "%.3f s after %r" % (cut[1], m.group(0)))
+                        self._cut_why_pattern = True
             if self.echo:
                 self.echo.write(data.decode(errors="replace"))
                 self.echo.flush()
@@ -173,6 +175,7 @@ class VM:
 
     def _cut_in(self, delay, why=None):
         self._cut = None
+        self._cut_why_pattern = False
         proc = self.proc
         why = why or "%.3f s after arming" % delay
         def fire():
@@ -190,6 +193,17 @@ class VM:
         with self._lock:
             self._cut_scan = b""
             self._cut = (re.compile(pattern), delay)
+
+    def settle(self):
+        """The update is over: a cut that its console line already
+        triggered still happens (its timer is waited for); any other armed
+        cut is called off. True when qemu was cut."""
+        with self._lock:
+            timer = self._cut_timer if self._cut is None and self._cut_why_pattern else None
+        if timer is not None:
+            timer.join()
+        self.disarm()
+        return bool(self.cut_at)
 
     def disarm(self):
         with self._lock:
