@@ -208,6 +208,19 @@ static int bsp_mount(struct storage *s, const struct rev_objref *ref, const char
 	return 0;
 }
 
+/* The bootloader ran these bytes: hashing them now cannot take that back.
+ * They were hashed when the revision was installed. */
+static void bsp_vouch(struct storage *s, const struct rev_objref *ref, const char *field)
+{
+	struct err e = ERR_INIT;
+	if (!ref->present)
+		return;
+	if (storage_object_vouch(s, &ref->digest, ref->size, &e) < 0)
+		log_warn("%s: %s", field, e.msg); /* the engine's load reports it */
+	else
+		log_info("%s: booted by the bootloader: not hashed again", field);
+}
+
 /* Best effort: every failure is logged, boot goes on (the engine decides
  * whether the revision can run; trails_load checks it all again). */
 void early_bsp_mounts(uint64_t rev, const char *storage_dir, const char *trustdir)
@@ -228,6 +241,11 @@ void early_bsp_mounts(uint64_t rev, const char *storage_dir, const char *trustdi
 			 (unsigned long long)rev);
 		return;
 	}
+	/* Objects hashed or vouched for from here on are not hashed again by the
+	 * engine's load of this boot's revision (storage_boot_memo). */
+	storage_boot_memo(true);
+	bsp_vouch(s, &r->bsp.kernel, "bsp.kernel");
+	bsp_vouch(s, &r->bsp.initrd, "bsp.initrd");
 	if (bsp_mount(s, &r->bsp.modules, "bsp.modules", "/lib/modules", &e) < 0)
 		log_err("revision %llu: %s", (unsigned long long)rev, e.msg);
 	err_clear(&e);

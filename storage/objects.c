@@ -494,18 +494,93 @@ static int hash_fd(int fd, struct sha256 *ctx, uint64_t *total)
 	}
 }
 
+/* ---- the boot memo (storage_boot_memo in storage.h) ---- */
+
+#define MEMO_MAX 64
+
+/* An object as it was when it was hashed (or vouched for): the same inode,
+ * unchanged since (ctime moves with every write, chmod or link count change). */
+struct memo_entry {
+	struct digest d;
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec ctime;
+};
+
+static struct {
+	bool on;
+	size_t n;
+	struct memo_entry e[MEMO_MAX];
+} memo;
+
+void storage_boot_memo(bool on)
+{
+	memo.on = on;
+	memo.n = 0;
+}
+
+static bool memo_same(const struct memo_entry *m, const struct digest *d, const struct stat *st)
+{
+	return digest_eq(&m->d, d) && m->dev == st->st_dev && m->ino == st->st_ino &&
+	       m->size == st->st_size && m->ctime.tv_sec == st->st_ctim.tv_sec &&
+	       m->ctime.tv_nsec == st->st_ctim.tv_nsec;
+}
+
+static bool memo_has(const struct digest *d, const struct stat *st)
+{
+	for (size_t i = 0; memo.on && i < memo.n; i++)
+		if (memo_same(&memo.e[i], d, st))
+			return true;
+	return false;
+}
+
+static void memo_add(const struct digest *d, const struct stat *st)
+{
+	if (!memo.on || memo.n == MEMO_MAX || memo_has(d, st))
+		return;
+	memo.e[memo.n++] = (struct memo_entry){.d = *d, .dev = st->st_dev, .ino = st->st_ino,
+					       .size = st->st_size, .ctime = st->st_ctim};
+}
+
+/* Open the object and check its size; *fd < 0 when the memo already has it. */
+static int verify_open(struct storage *s, const struct obj_name *n, const struct digest *d,
+		       uint64_t size, int *fd, struct stat *st, struct err *e)
+{
+	int r = object_open(s, n, fd, st, e);
+	if (r < 0)
+		return r;
+	if (size != UINT64_MAX && (uint64_t)st->st_size != size)
+		return err_set(e, EFBIG, "object %s: size %llu != declared %llu", n->label,
+			       (unsigned long long)st->st_size, (unsigned long long)size);
+	if (memo_has(d, st)) {
+		close(*fd);
+		*fd = -1;
+	}
+	return 0;
+}
+
+int storage_object_vouch(struct storage *s, const struct digest *d, uint64_t size, struct err *e)
+{
+	struct obj_name n;
+	struct stat st;
+	_cleanup_close_ int fd = -1;
+	obj_name(d, &n);
+	int r = verify_open(s, &n, d, size, &fd, &st, e);
+	if (r >= 0)
+		memo_add(d, &st);
+	return r;
+}
+
 int storage_object_verify(struct storage *s, const struct digest *d, uint64_t size, struct err *e)
 {
 	struct obj_name n;
 	struct stat st;
 	_cleanup_close_ int fd = -1;
 	obj_name(d, &n);
-	int r = object_open(s, &n, &fd, &st, e);
-	if (r < 0)
-		return r;
-	if (size != UINT64_MAX && (uint64_t)st.st_size != size)
-		return err_set(e, EFBIG, "object %s: size %llu != declared %llu", n.label,
-			       (unsigned long long)st.st_size, (unsigned long long)size);
+	int r = verify_open(s, &n, d, size, &fd, &st, e);
+	if (r < 0 || fd < 0)
+		return r; /* an error, or hashed earlier in this boot */
 	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL); /* a hint: failure is harmless */
 	struct sha256 ctx;
 	struct digest got;
@@ -523,6 +598,7 @@ int storage_object_verify(struct storage *s, const struct digest *d, uint64_t si
 		digest_format(&got, gs);
 		return err_set(e, EBADMSG, "object %s: digest mismatch (got %s)", n.label, gs);
 	}
+	memo_add(d, &st);
 	return 0;
 }
 

@@ -92,6 +92,20 @@ int storage_object_path(const struct storage *s, const struct digest *d, char *b
  * This is the "verify path" of the benchmark: it must run at sha256sum speed. */
 int storage_object_verify(struct storage *s, const struct digest *d, uint64_t size,
 			  struct err *e) _must_check_;
+/* The boot memo: while it is on, storage_object_verify remembers each object
+ * it hashed (digest, inode, size, ctime) and does not hash it again while
+ * its inode is unchanged; a fork inherits it. PID 1's early boot turns it on
+ * (the BSP's modules are hashed there), the engine turns it off (and forgets)
+ * once the booted revision is loaded, so every later verify hashes: a
+ * re-hash before a switch is there to catch flash that rotted since install.
+ * Off by default. See storage/README.md "Boot memo". */
+void storage_boot_memo(bool on);
+/* While the memo is on: record the object as verified without hashing it,
+ * after checking it is there with that size. For bytes this boot already
+ * consumed, which a hash cannot take back: the kernel and initrd the
+ * bootloader ran. */
+int storage_object_vouch(struct storage *s, const struct digest *d, uint64_t size,
+			 struct err *e) _must_check_;
 /* Call cb for every object with a final name (in no particular order). A
  * non-zero return from cb stops the walk and is returned. */
 int storage_object_list(struct storage *s, int (*cb)(const struct digest *d, void *ctx), void *ctx,

@@ -284,5 +284,7 @@ int trails_boot(struct trails *tr, struct err *e)
 		return err_set(e, -r, "reading the trails: %s", strerror(-r));
 	for (size_t i = 0; i < tr->nrecs; i++)
 		recover_one(tr, &tr->recs[i]);
-	return boot_decide(tr, e);
+	r = boot_decide(tr, e);
+	storage_boot_memo(false); /* from now on every verify hashes */
+	return r;
 }
