@@ -13,8 +13,12 @@ CC := gcc
 WARN := -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wformat=2 -Wvla \
 	-Wimplicit-fallthrough -Wno-missing-field-initializers
 HARDEN := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fstack-clash-protection -fPIE
-CFLAGS := -std=gnu11 -O2 -g $(WARN) $(HARDEN) $(SANFLAGS) -MMD -MP -I. $(EXTRA_CFLAGS)
-LDFLAGS := -pie -Wl,-z,relro,-z,now -Wl,--as-needed $(SANFLAGS)
+# Size first (-Os, a section per function and object so the linker drops
+# what nothing calls, no unwind tables: C has no exceptions, and -g keeps
+# what a debugger needs); the hot paths below stay at -O2.
+OPT := -Os -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables -fno-unwind-tables
+CFLAGS := -std=gnu11 $(OPT) -g $(WARN) $(HARDEN) $(SANFLAGS) -MMD -MP -I. $(EXTRA_CFLAGS)
+LDFLAGS := -pie -Wl,-z,relro,-z,now -Wl,--as-needed -Wl,--gc-sections $(SANFLAGS)
 PYTEST := /usr/bin/python3 -m pytest
 
 # Modules, in link order. trails also calls runtime (the engine drives it),
@@ -30,7 +34,7 @@ PACK_SRC := $(filter-out tools/pack/main.c,$(wildcard tools/pack/*.c))
 PACK_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(PACK_SRC))
 
 LIBS_CRYPTO := -lmbedcrypto
-LIBS_CAIRN := -llxc -lmicrohttpd -llz4 -lubootenv -lcurl $(LIBS_CRYPTO)
+LIBS_CAIRN := -llxc -lmicrohttpd -llz4 -lubootenv $(LIBS_CRYPTO)
 
 BINS := $(BUILD)/cairn-pack \
 	$(if $(wildcard init/*.c),$(BUILD)/cairn) \
@@ -72,6 +76,9 @@ deps:
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+# Hashing (every verify) and JSON parsing (every request, every document).
+$(BUILD)/lib/digest.o $(BUILD)/lib/json.o: CFLAGS += -O2
 
 define ARCHIVE_RULE
 $(call archive,$(1)): $(call obj_of,$(1))

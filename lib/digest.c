@@ -153,20 +153,15 @@ SHA_TARGET static void sha256_blocks_shani(uint32_t h[8], const uint8_t *p, size
 	_mm_storeu_si128((__m128i *)&h[4], _mm_alignr_epi8(ghcd, efab, 8));
 }
 
+/* cpuid directly: clang 14's __builtin_cpu_supports does not know "sha"
+ * (the fuzz targets are built with clang), and gcc's pulls libgcc's whole
+ * cpu model (4.5 KB and a constructor) into the binary for three bits. */
 static bool cpu_has_shani(void)
 {
-#if defined(__clang__)
-	/* clang 14's __builtin_cpu_supports does not know "sha" (the fuzz
-	 * targets are built with clang): ask cpuid directly. */
 	unsigned a, b, c, d;
 	if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_SSE4_1) || !(c & bit_SSSE3))
 		return false;
 	return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & bit_SHA);
-#else
-	__builtin_cpu_init();
-	return __builtin_cpu_supports("sha") && __builtin_cpu_supports("sse4.1") &&
-	       __builtin_cpu_supports("ssse3");
-#endif
 }
 #else
 static bool cpu_has_shani(void)

@@ -393,6 +393,14 @@ static int lxc_spawn(void *handle, pid_t *keeper, struct err *e)
 	if (pid == 0)
 		keeper_run(h);
 	*keeper = pid;
+	/* The keeper has its own copy of the configured object; ours is only
+	 * needed to reach the keeper's command socket (init_pid): a bare one
+	 * does that without keeping liblxc's parsed configuration resident. */
+	struct lxc_container *bare = lxc_container_new(h->c->name, h->c->config_path);
+	if (bare) {
+		lxc_container_put(h->c);
+		h->c = bare;
+	}
 	return 0;
 }
 

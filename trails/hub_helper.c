@@ -4,10 +4,18 @@
  * privilege, may write nothing but its own file in staging (uid 65534,
  * RLIMIT_FSIZE, Landlock where the kernel has it), runs one blocking
  * libcurl transfer and reports in records (hub_rec.c). Only _exit from
- * here: the orchestrator's atexit handlers and buffers are not ours. */
+ * here: the orchestrator's atexit handlers and buffers are not ours.
+ *
+ * libcurl is not linked into cairn: the helper loads it (dlopen) after it
+ * has dropped its privileges, so PID 1 and the orchestrator never map it
+ * or the ~30 libraries Debian's build pulls in (TLS stacks, LDAP,
+ * Kerberos...), none of their constructors runs as root, and they cost
+ * neither start-up time nor resident memory. */
 #define _GNU_SOURCE
 #define LOG_MODULE "hub-helper"
+#define CURL_DISABLE_TYPECHECK /* calls go through pointers */
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -22,6 +30,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "../lib/cleanup.h"
 #include "../lib/log.h"
 #include "../lib/util.h"
 #include "hub_internal.h"
@@ -56,6 +65,21 @@ struct xfer {
 	char text[HUB_REC_TEXT_MAX + 1];
 	uint64_t last_staged, last_sent_ns; /* what the last progress record said, when */
 };
+
+#define CURL_SONAME "libcurl.so.4"
+
+/* The libcurl calls the helper makes, resolved by curl_load(). */
+static struct {
+	CURLcode (*global_init)(long flags);
+	CURL *(*easy_init)(void);
+	CURLcode (*easy_setopt)(CURL *c, CURLoption opt, ...);
+	CURLcode (*easy_perform)(CURL *c);
+	CURLcode (*easy_getinfo)(CURL *c, CURLINFO info, ...);
+	void (*easy_cleanup)(CURL *c);
+	const char *(*easy_strerror)(CURLcode code);
+	struct curl_slist *(*slist_append)(struct curl_slist *l, const char *s);
+	void (*slist_free_all)(struct curl_slist *l);
+} cu;
 
 /* ---- records ---- */
 
@@ -150,7 +174,7 @@ static bool range_ok(const struct xfer *x)
 static int decide(struct xfer *x)
 {
 	long code = 0;
-	curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &code);
+	cu.easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &code);
 	x->decided = true;
 	if (x->job->kind == HUB_JOB_REPORT || (code != 200 && code != 206))
 		return 0;
@@ -217,13 +241,13 @@ static struct curl_slist *headers(const struct hub_job *job)
 	struct curl_slist *h = NULL;
 	char line[HUB_TOKEN_MAX + 64];
 	if (job->token[0] && str_fmt(line, sizeof(line), "Authorization: Bearer %s", job->token) == 0)
-		h = curl_slist_append(h, line);
+		h = cu.slist_append(h, line);
 	if (job->kind == HUB_JOB_DESIRED && job->etag[0] &&
 	    str_fmt(line, sizeof(line), "If-None-Match: %s", job->etag) == 0)
-		h = curl_slist_append(h, line);
+		h = cu.slist_append(h, line);
 	if (job->kind == HUB_JOB_REPORT) {
-		h = curl_slist_append(h, "Content-Type: application/json");
-		h = curl_slist_append(h, "Expect:");
+		h = cu.slist_append(h, "Content-Type: application/json");
+		h = cu.slist_append(h, "Expect:");
 	}
 	return h;
 }
@@ -233,7 +257,7 @@ static void set_blob(CURL *c, CURLoption opt, const struct hub_blob *b)
 	if (!b->data)
 		return;
 	struct curl_blob blob = {.data = b->data, .len = b->len, .flags = CURL_BLOB_COPY};
-	curl_easy_setopt(c, opt, &blob);
+	cu.easy_setopt(c, opt, &blob);
 }
 
 static void set_tls(CURL *c, const struct hub_job *job)
@@ -241,12 +265,12 @@ static void set_tls(CURL *c, const struct hub_job *job)
 	set_blob(c, CURLOPT_CAINFO_BLOB, &job->ca);
 	if (job->cert.data && job->key.data) {
 		set_blob(c, CURLOPT_SSLCERT_BLOB, &job->cert);
-		curl_easy_setopt(c, CURLOPT_SSLCERTTYPE, "PEM");
+		cu.easy_setopt(c, CURLOPT_SSLCERTTYPE, "PEM");
 		set_blob(c, CURLOPT_SSLKEY_BLOB, &job->key);
-		curl_easy_setopt(c, CURLOPT_SSLKEYTYPE, "PEM");
+		cu.easy_setopt(c, CURLOPT_SSLKEYTYPE, "PEM");
 	}
 	if (job->pin && job->pin[0])
-		curl_easy_setopt(c, CURLOPT_PINNEDPUBLICKEY, job->pin);
+		cu.easy_setopt(c, CURLOPT_PINNEDPUBLICKEY, job->pin);
 }
 
 static void set_kind(CURL *c, struct xfer *x)
@@ -256,45 +280,45 @@ static void set_kind(CURL *c, struct xfer *x)
 	switch (job->kind) {
 	case HUB_JOB_OBJECT:
 		if (x->have && str_fmt(range, sizeof(range), "%llu-", (unsigned long long)x->have) == 0)
-			curl_easy_setopt(c, CURLOPT_RANGE, range); /* copied by libcurl */
-		curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)job->size);
+			cu.easy_setopt(c, CURLOPT_RANGE, range); /* copied by libcurl */
+		cu.easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)job->size);
 		break;
 	case HUB_JOB_DESIRED:
-		curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)SMALL_TIMEOUT_S);
-		curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)job->size);
+		cu.easy_setopt(c, CURLOPT_TIMEOUT, (long)SMALL_TIMEOUT_S);
+		cu.easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)job->size);
 		break;
 	case HUB_JOB_REPORT:
-		curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)SMALL_TIMEOUT_S);
-		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "PUT");
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, job->body);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)job->body_len);
+		cu.easy_setopt(c, CURLOPT_TIMEOUT, (long)SMALL_TIMEOUT_S);
+		cu.easy_setopt(c, CURLOPT_CUSTOMREQUEST, "PUT");
+		cu.easy_setopt(c, CURLOPT_POSTFIELDS, job->body);
+		cu.easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)job->body_len);
 		break;
 	}
 }
 
 static CURL *request(struct xfer *x, struct curl_slist *h, char *errbuf)
 {
-	CURL *c = curl_easy_init();
+	CURL *c = cu.easy_init();
 	if (!c)
 		return NULL;
-	curl_easy_setopt(c, CURLOPT_URL, x->job->url);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "cairn/" CAIRN_VERSION);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)CONNECT_TIMEOUT_S);
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, (long)LOW_SPEED_BYTES);
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)LOW_SPEED_S);
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
-	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-	curl_easy_setopt(c, CURLOPT_XFERINFODATA, x);
-	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(c, CURLOPT_BUFFERSIZE, (long)RECV_BUFFER); /* fewer, larger writes */
+	cu.easy_setopt(c, CURLOPT_URL, x->job->url);
+	cu.easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	cu.easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+	cu.easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	cu.easy_setopt(c, CURLOPT_USERAGENT, "cairn/" CAIRN_VERSION);
+	cu.easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)CONNECT_TIMEOUT_S);
+	cu.easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, (long)LOW_SPEED_BYTES);
+	cu.easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)LOW_SPEED_S);
+	cu.easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+	cu.easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	cu.easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	cu.easy_setopt(c, CURLOPT_HEADERDATA, x);
+	cu.easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	cu.easy_setopt(c, CURLOPT_WRITEDATA, x);
+	cu.easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+	cu.easy_setopt(c, CURLOPT_XFERINFODATA, x);
+	cu.easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	cu.easy_setopt(c, CURLOPT_BUFFERSIZE, (long)RECV_BUFFER); /* fewer, larger writes */
 	set_tls(c, x->job);
 	set_kind(c, x);
 	x->curl = c;
@@ -315,7 +339,7 @@ static int put_fail(const struct xfer *x)
 static int finish(struct xfer *x, CURLcode res, const char *errbuf)
 {
 	long code = 0;
-	curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &code);
+	cu.easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &code);
 	if (code >= 100 && code <= 599) {
 		uint8_t p[4];
 		put_be(p, (uint64_t)code, 4);
@@ -328,7 +352,7 @@ static int finish(struct xfer *x, CURLcode res, const char *errbuf)
 		fail(x, HUB_FAIL_SIZE, "the response announces more than %llu bytes",
 		     (unsigned long long)x->job->size);
 	if (!x->fail && res != CURLE_OK && !(res == CURLE_WRITE_ERROR && x->discard_full))
-		fail(x, HUB_FAIL_NETWORK, "%s%s%s", curl_easy_strerror(res), errbuf[0] ? ": " : "",
+		fail(x, HUB_FAIL_NETWORK, "%s%s%s", cu.easy_strerror(res), errbuf[0] ? ": " : "",
 		     errbuf);
 	if (x->fail)
 		return put_fail(x);
@@ -361,11 +385,41 @@ static int open_file(struct xfer *x)
 	return 0;
 }
 
+/* dlopen libcurl and resolve every call; on failure `x` says why. */
+static int curl_load(struct xfer *x)
+{
+	void *h = dlopen(CURL_SONAME, RTLD_NOW | RTLD_LOCAL);
+	if (!h) {
+		fail(x, HUB_FAIL_NETWORK, "cannot load libcurl: %s", dlerror());
+		return -1;
+	}
+	static const struct {
+		const char *name;
+		size_t off;
+	} syms[] = {
+#define SYM(f) {"curl_" #f, offsetof(__typeof__(cu), f)}
+		SYM(global_init),  SYM(easy_init),     SYM(easy_setopt),
+		SYM(easy_perform), SYM(easy_getinfo),  SYM(easy_cleanup),
+		SYM(easy_strerror), SYM(slist_append), SYM(slist_free_all),
+#undef SYM
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(syms); i++) {
+		void *f = dlsym(h, syms[i].name);
+		if (!f) {
+			fail(x, HUB_FAIL_NETWORK, "libcurl has no %s", syms[i].name);
+			return -1;
+		}
+		memcpy((char *)&cu + syms[i].off, &f, sizeof(f));
+	}
+	return 0;
+}
+
 static int transfer(const struct hub_job *job)
 {
 	struct xfer x = {.job = job, .fd = -1};
 	char errbuf[CURL_ERROR_SIZE] = "";
-	if (open_file(&x) == 0 && curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
+	if (open_file(&x) == 0 && curl_load(&x) == 0 &&
+	    cu.global_init(CURL_GLOBAL_DEFAULT) != 0)
 		fail(&x, HUB_FAIL_NETWORK, "libcurl could not start");
 	struct curl_slist *h = x.fail ? NULL : headers(job);
 	if (!x.fail && !request(&x, h, errbuf))
@@ -373,10 +427,10 @@ static int transfer(const struct hub_job *job)
 	if (x.fail)
 		return put_fail(&x);
 	put_progress(&x);
-	CURLcode res = curl_easy_perform(x.curl);
+	CURLcode res = cu.easy_perform(x.curl);
 	int r = finish(&x, res, errbuf);
-	curl_easy_cleanup(x.curl);
-	curl_slist_free_all(h);
+	cu.easy_cleanup(x.curl);
+	cu.slist_free_all(h);
 	return r;
 }
 

@@ -2,7 +2,7 @@
 root and reproducibly: every entry is owned by 0:0 with mtime 0, entries are
 sorted, device nodes are written into the archive (no mknod).
 
-Used by tools/qemu/mkinitramfs (cairn's) and test/bench/qemuboot (the busybox
+Used by tools/qemu/mkinitramfs (cairn's) and test/bench/boot/qemu (the busybox
 baseline's). Each added file is counted in a "part" so the size report can
 say where the bytes go.
 """
@@ -62,6 +62,17 @@ class Image:
             subprocess.run(["strip", "-o", out, src], check=True)
             self.file(path, out, part, 0o755)
         for lib in ldd(src):
+            if lib not in self.entries:
+                self.file(lib, os.path.realpath(lib), lib_part, 0o755)
+
+    def library(self, soname, part, lib_part="shared libraries"):
+        """A shared library a program loads at run time (dlopen: ldd does
+        not list it), found as the dynamic loader would, and every library
+        it needs."""
+        path = soname_path(soname)
+        if path not in self.entries:
+            self.file(path, os.path.realpath(path), part, 0o755)
+        for lib in ldd(path):
             if lib not in self.entries:
                 self.file(lib, os.path.realpath(lib), lib_part, 0o755)
 
@@ -137,7 +148,7 @@ class Image:
         then the totals."""
         for name, (n, size) in sorted(self.parts.items(), key=lambda kv: -kv[1][1]):
             out("  %-22s %4d files %9.1f KiB" % (name, n, size / 1024))
-        out("  %-22s %4d entries %7.1f KiB uncompressed, %.1f KiB compressed (%.2fx)"
+        out("  %-24s %4d entries %7.1f KiB uncompressed, %.1f KiB compressed (%.2fx)"
             % ("total", len(self.entries), raw / 1024, comp / 1024, raw / comp))
 
 
@@ -154,6 +165,17 @@ def ldd(binary):
         if m:
             libs.append(m.group(1))
     return libs
+
+
+def soname_path(soname):
+    """Where the dynamic loader finds `soname` on this machine (ldconfig's
+    cache, this architecture's entry)."""
+    out = subprocess.run(["/sbin/ldconfig", "-p"], capture_output=True, text=True, check=True)
+    for line in out.stdout.splitlines():
+        m = re.match(r"\s*(\S+) \(([^)]*)\) => (\S+)$", line)
+        if m and m.group(1) == soname and "x86-64" in m.group(2):
+            return m.group(3)
+    raise SystemExit("%s not found by ldconfig: install its package (tools/install-deps)" % soname)
 
 
 def kernel_release(vmlinuz=None):

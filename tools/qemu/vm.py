@@ -4,7 +4,7 @@ an i6300esb watchdog, and the admin API reached through a virtio-serial port
 whose host end is a unix socket (one host connection = one admin
 connection, relayed in the guest by cairn-qemu-agent).
 
-Used by tools/qemu/run (make run QEMU=1), test/qemu and test/bench/qemuboot.
+Used by tools/qemu/run (make run QEMU=1), test/qemu and test/bench/boot/qemu.
 """
 import http.client
 import json
