@@ -22,6 +22,8 @@
 
 #include <cmocka.h>
 
+#include "tmpdir.h"
+
 #include "lib/cleanup.h"
 #include "lib/util.h"
 #include "storage/storage.h"
@@ -46,12 +48,6 @@ static const struct boot_state st_none = {0, 0, 0};
 static const struct boot_state st_staged = {5, 6, 1};
 static const struct boot_state st_consumed = {5, 6, 0};
 static const struct boot_state st_committed = {6, 0, 0};
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st, (void)ftw;
-	return flag == FTW_DP ? rmdir(path) : unlink(path);
-}
 
 static int write_text(const char *path, const char *text)
 {
@@ -96,7 +92,7 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 	storage_close(f->s);
-	int r = f->dir[0] ? nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS) : 0;
+	int r = tmpdir_remove(f->dir, 0);
 	free(f);
 	return r;
 }

@@ -20,6 +20,8 @@
 
 #include <cmocka.h>
 
+#include "tmpdir.h"
+
 #include "lib/digest.h"
 #include "lib/util.h"
 #include "storage/storage.h"
@@ -32,27 +34,20 @@ struct fixture {
 	struct storage *s;
 };
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st, (void)ftw;
-	return flag == FTW_DP ? rmdir(path) : unlink(path);
-}
-
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	if (!f)
 		return -1;
 	*state = f;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/cairn-bsp-test-XXXXXX");
-	return mkdtemp(f->dir) ? 0 : -1;
+	return tmpdir_make(f->dir, sizeof(f->dir), "bsp");
 }
 
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
 	storage_close(f->s);
-	int r = f->dir[0] ? nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS) : 0;
+	int r = tmpdir_remove(f->dir, 0);
 	free(f);
 	return r;
 }

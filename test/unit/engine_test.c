@@ -13,6 +13,8 @@
 
 #include <cmocka.h>
 
+#include "tmpdir.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -82,12 +84,6 @@ static int engine_open(struct fx *f, uint64_t reserve)
 	return r;
 }
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st, (void)ftw;
-	return flag == FTW_DP ? rmdir(path) : unlink(path);
-}
-
 static int teardown(void **state)
 {
 	struct fx *f = *state;
@@ -95,7 +91,7 @@ static int teardown(void **state)
 	loop_free(f->loop);
 	trust_free(f->trust);
 	storage_close(f->s);
-	int r = nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	int r = tmpdir_remove(f->dir, 0);
 	free(f);
 	return r;
 }

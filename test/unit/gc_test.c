@@ -29,6 +29,8 @@
 
 #include <cmocka.h>
 
+#include "tmpdir.h"
+
 #include "lib/cleanup.h"
 #include "lib/digest.h"
 #include "lib/util.h"
@@ -56,27 +58,20 @@ struct fixture {
 static const int revs_of[5][2] = {{0, 0}, {0, 1}, {1, 2}, {2, 3}, {3, 4}}; /* rev -> objects */
 static const uint64_t keep34[] = {3, 4};
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st, (void)ftw;
-	return flag == FTW_DP ? rmdir(path) : unlink(path);
-}
-
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	if (!f)
 		return -1;
 	*state = f;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/cairn-gc-test-XXXXXX");
-	return mkdtemp(f->dir) ? 0 : -1;
+	return tmpdir_make(f->dir, sizeof(f->dir), "gc");
 }
 
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
 	storage_close(f->w.s);
-	int r = f->dir[0] ? nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS) : 0;
+	int r = tmpdir_remove(f->dir, 0);
 	free(f);
 	return r;
 }

@@ -22,6 +22,8 @@
 
 #include <cmocka.h>
 
+#include "tmpdir.h"
+
 #include "lib/cleanup.h"
 #include "lib/util.h"
 #include "storage/storage.h"
@@ -32,13 +34,6 @@ struct fixture {
 	char dir[64];
 	char log[128]; /* dir/ctr.log */
 };
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	return flag == FTW_DP ? rmdir(path) : unlink(path);
-}
 
 static int setup(void **state)
 {
@@ -59,7 +54,7 @@ static int teardown(void **state)
 	char full[128];
 	snprintf(full, sizeof(full), "%s/full", f->dir);
 	umount2(full, MNT_DETACH); /* the full-disk test's tmpfs, if still there */
-	int r = nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+	int r = tmpdir_remove(f->dir, FTW_MOUNT);
 	free(f);
 	return r;
 }

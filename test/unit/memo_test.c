@@ -19,6 +19,8 @@
 
 #include <cmocka.h>
 
+#include "tmpdir.h"
+
 #include "lib/cleanup.h"
 #include "lib/digest.h"
 #include "lib/util.h"
@@ -32,12 +34,6 @@ struct fixture {
 	struct digest d;
 	char path[256]; /* the object's file */
 };
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st, (void)ftw;
-	return flag == FTW_DP ? rmdir(path) : unlink(path);
-}
 
 static int setup(void **state)
 {
@@ -72,7 +68,7 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 	storage_boot_memo(false);
 	storage_close(f->s);
-	int r = nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	int r = tmpdir_remove(f->dir, 0);
 	free(f);
 	return r;
 }

@@ -29,6 +29,8 @@
 
 #include <cmocka.h>
 
+#include "tmpdir.h"
+
 #include "lib/cleanup.h"
 #include "lib/util.h"
 #include "storage/storage.h"
@@ -93,13 +95,6 @@ static int loops_backed_by(const char *prefix, bool clear)
 	return n;
 }
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	return flag == FTW_DP ? rmdir(path) : unlink(path);
-}
-
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
@@ -116,7 +111,7 @@ static int teardown(void **state)
 	umount_all_under(f->dir);
 	loops_backed_by(f->dir, true);
 	/* FTW_MOUNT: should a mount survive, never delete inside it */
-	int r = nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+	int r = tmpdir_remove(f->dir, FTW_MOUNT);
 	free(f);
 	return r;
 }

@@ -12,6 +12,8 @@
 
 #include <cmocka.h>
 
+#include "tmpdir.h"
+
 #include <fcntl.h>
 #include <ftw.h>
 #include <sys/stat.h>
@@ -77,12 +79,6 @@ static void test_volume_above_ctrl_socket(void **state)
 }
 
 /* ---------------- gc: what a revision left outside trails/ ---------------- */
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st, (void)ftw;
-	return flag == FTW_DP ? rmdir(path) : unlink(path);
-}
 
 /* The runtime is only loaded (nothing mounted or started): it says where a
  * container logs. The plugin is never called. */
@@ -155,7 +151,7 @@ static int gc_teardown(void **state)
 	runtime_free(f->rt);
 	loop_free(f->loop);
 	storage_close(f->s);
-	int r = f->dir[0] ? nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS) : 0;
+	int r = tmpdir_remove(f->dir, 0);
 	free(f);
 	return r;
 }
@@ -267,7 +263,7 @@ static int boot_teardown(void **state)
 	trails_free(f->tr);
 	loop_free(f->loop);
 	storage_close(f->s);
-	int r = f->dir[0] ? nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS) : 0;
+	int r = tmpdir_remove(f->dir, 0);
 	free(f);
 	return r;
 }
@@ -358,7 +354,7 @@ static int tmp_setup(void **state)
 static int tmp_teardown(void **state)
 {
 	struct tmp_fx *f = *state;
-	int r = f->dir[0] ? nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS) : 0;
+	int r = tmpdir_remove(f->dir, 0);
 	free(f);
 	return r;
 }

@@ -21,6 +21,8 @@
 
 #include <cmocka.h>
 
+#include "tmpdir.h"
+
 #include "lib/cleanup.h"
 #include "lib/digest.h"
 #include "lib/util.h"
@@ -34,12 +36,6 @@ struct fixture {
 	int dirfd;
 	struct storage *s; /* opened at root by setup */
 };
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st, (void)ftw;
-	return flag == FTW_DP ? rmdir(path) : unlink(path);
-}
 
 static int setup(void **state)
 {
@@ -62,7 +58,7 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 	storage_close(f->s);
 	close(f->dirfd);
-	int r = nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	int r = tmpdir_remove(f->dir, 0);
 	free(f);
 	return r;
 }
