@@ -268,7 +268,7 @@ static int boot_decide(struct trails *tr, struct err *e)
 	return boot_try(tr, rec, e);
 }
 
-int trails_boot(struct trails *tr, struct err *e)
+static int boot(struct trails *tr, struct err *e)
 {
 	int r = bootenv_read(tr->benv, &tr->bs, e);
 	if (r < 0) {
@@ -284,7 +284,12 @@ int trails_boot(struct trails *tr, struct err *e)
 		return err_set(e, -r, "reading the trails: %s", strerror(-r));
 	for (size_t i = 0; i < tr->nrecs; i++)
 		recover_one(tr, &tr->recs[i]);
-	r = boot_decide(tr, e);
+	return boot_decide(tr, e);
+}
+
+int trails_boot(struct trails *tr, struct err *e)
+{
+	int r = boot(tr, e);
 	storage_boot_memo(false); /* from now on every verify hashes */
 	return r;
 }
