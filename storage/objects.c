@@ -89,6 +89,14 @@ int storage_root_fd(const struct storage *s)
 	return s->rootfd;
 }
 
+size_t storage_fds(const struct storage *s, int fds[3])
+{
+	fds[0] = s->rootfd;
+	fds[1] = s->objfd;
+	fds[2] = s->tmpfd;
+	return 3;
+}
+
 const char *storage_root_path(const struct storage *s)
 {
 	return s->root;

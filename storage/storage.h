@@ -60,6 +60,9 @@ struct obj_writer;
 int storage_open(const char *root, struct storage **out, struct err *e) _must_check_;
 void storage_close(struct storage *s);
 int storage_root_fd(const struct storage *s);
+/* The fds the store keeps open (root, objects, tmp) into fds; their number.
+ * For a forked worker that closes every other fd it inherited. */
+size_t storage_fds(const struct storage *s, int fds[3]);
 const char *storage_root_path(const struct storage *s);
 
 /* Streaming put: bytes are hashed while written to a temp file; commit gives

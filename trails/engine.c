@@ -239,6 +239,7 @@ void trails_free(struct trails *tr)
 {
 	if (!tr)
 		return;
+	tr_verify_stop(tr);
 	if (tr->cfg.loop) {
 		loop_timer_disarm(tr->cfg.loop, &tr->guard);
 		loop_timer_disarm(tr->cfg.loop, &tr->retry);

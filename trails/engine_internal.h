@@ -108,6 +108,23 @@ enum tr_op {
 	TR_OP_START,    /* running the committed revision at boot */
 	TR_OP_TRY,      /* testing tr->next */
 	TR_OP_ROLLBACK, /* applying tr->cur again after a failed live try */
+	TR_OP_VERIFY,   /* a worker re-hashes tr->verify.r before trails_run goes on */
+};
+
+/* The re-hash of a revision trails_run was asked for (engine_verify.c). */
+struct tr_verify_result {
+	int32_t code;   /* 0, or the negative errno of the failure */
+	struct err err; /* the failure */
+};
+
+struct tr_verify {
+	uint64_t rev;
+	struct revision *r; /* parsed, signature checked; objects being hashed */
+	pid_t pid;          /* the worker (reaped by the orchestrator like any child) */
+	struct loop_io io;  /* the worker's result pipe */
+	size_t got;
+	struct tr_verify_result res;
+	uint64_t t0_ns;
 };
 
 struct trails {
@@ -136,6 +153,8 @@ struct trails {
 	bool commit_due;         /* every goal met: commit on the next act tick */
 	bool pending;            /* a failure of the try waits for `act` (the first one wins) */
 	struct tr_fail pend;
+
+	struct tr_verify verify; /* TR_OP_VERIFY */
 
 	struct tr_status st; /* scratch: one status.json at a time (single thread) */
 	struct tr_fail fail; /* scratch: forensics being collected */
@@ -209,6 +228,20 @@ int tr_boot_write(struct trails *tr, uint64_t committed, uint64_t try_rev, unsig
 		  struct err *e) _must_check_;
 void tr_runtime_event(void *data, const char *name, enum rt_ctr_event ev, unsigned restarts,
 		      const char *reason);
+/* trails_run after the re-hash: reboot or live switch to r (owned). */
+int tr_run_verified(struct trails *tr, struct tr_rec *rec, struct revision *r,
+		    struct err *e) _must_check_;
+/* rec could not be loaded (code < 0, why): an INSTALLED one becomes FAILED. */
+void tr_run_failed(struct trails *tr, struct tr_rec *rec, int code, const struct err *why);
+
+/* ---- engine_verify.c ---- */
+/* Re-hash r's objects (r owned from now on) in a worker process, then
+ * tr_run_verified or tr_run_failed from the loop; op is TR_OP_VERIFY
+ * meanwhile. Without a loop (tests) the hash runs here. */
+int tr_verify_start(struct trails *tr, struct tr_rec *rec, struct revision *r,
+		    struct err *e) _must_check_;
+/* trails_free: the worker killed, its revision freed. */
+void tr_verify_stop(struct trails *tr);
 
 /* ---- engine_gc.c ---- */
 /* Automatic gc after a commit or a failed try: errors are logged. */

@@ -21,6 +21,8 @@ static void rec_flags(struct trails *tr, struct jw *w, const struct tr_rec *r)
 	jw_kv_bool(w, "committed", r->number == tr->bs.committed);
 	jw_kv_bool(w, "running", r->number == tr->running);
 	jw_kv_bool(w, "try", r->number == tr->bs.try_rev);
+	/* asked to run, its objects being re-hashed: its state is still the old one */
+	jw_kv_bool(w, "verifying", tr->op == TR_OP_VERIFY && tr->verify.rev == r->number);
 }
 
 int trails_json_revisions(struct trails *tr, struct jw *w, struct err *e)
@@ -143,6 +145,10 @@ int trails_json_progress(struct trails *tr, struct jw *w, struct err *e)
 				 tr->op == TR_OP_TRY ? "TESTING" : "DONE", 0, 0, 0,
 				 (now - tr->op_t0_ns) / NS_PER_MS);
 		jw_kv_str(w, "kind", tr->try_booted ? "reboot" : "live");
+	} else if (tr->op == TR_OP_VERIFY) {
+		const struct tr_rec *r = tr_rec_find(tr, tr->verify.rev);
+		progress_members(w, "verify", tr->verify.rev, r ? rev_state_name(r->state) : NULL,
+				 0, 0, 0, (now - tr->verify.t0_ns) / NS_PER_MS);
 	} else if (tr->bs.try_rev && tr->bs.tries > 0) {
 		const struct tr_rec *r = tr_rec_find(tr, tr->bs.try_rev);
 		progress_members(w, "reboot", tr->bs.try_rev, r ? rev_state_name(r->state) : NULL,

@@ -434,6 +434,9 @@ int tr_try_start(struct trails *tr, struct tr_rec *rec, struct revision *r, bool
 static int run_check(struct trails *tr, uint64_t rev, bool admin, struct tr_rec **out,
 		     struct err *e)
 {
+	if (tr->op == TR_OP_VERIFY)
+		return err_set(e, EBUSY, "revision %llu is being verified for a switch",
+			       (unsigned long long)tr->verify.rev);
 	if (tr->op == TR_OP_TRY || tr->op == TR_OP_ROLLBACK || tr->op == TR_OP_START)
 		return err_set(e, EBUSY, "a switch is in progress (revision %llu)",
 			       (unsigned long long)tr->running);
@@ -492,6 +495,28 @@ static int run_live(struct trails *tr, struct tr_rec *rec, struct revision *r, s
 	return tr_try_start(tr, rec, r, false, e);
 }
 
+/* A load failure of rec: an INSTALLED revision becomes FAILED with it. */
+void tr_run_failed(struct trails *tr, struct tr_rec *rec, int code, const struct err *why)
+{
+	struct err fe = ERR_INIT;
+	if (rec->state == REV_INSTALLED &&
+	    tr_event(tr, rec, TE_FAIL, tr_fail_set(tr, tr_load_code(code), why->field, "%s", why->msg),
+		     &fe) < 0)
+		log_err("%s", fe.msg);
+}
+
+int tr_run_verified(struct trails *tr, struct tr_rec *rec, struct revision *r, struct err *e)
+{
+	if (tr_needs_reboot(tr->cur, r)) {
+		revision_free(r);
+		return run_reboot(tr, rec, e);
+	}
+	return run_live(tr, rec, r, e);
+}
+
+/* The document is checked here (signature, schema, objects present with
+ * their sizes: milliseconds); the objects are re-hashed by a worker process
+ * (engine_verify.c), after which tr_run_verified goes on. */
 int trails_run(struct trails *tr, uint64_t rev, bool admin, struct err *e)
 {
 	struct tr_rec *rec = NULL;
@@ -499,18 +524,12 @@ int trails_run(struct trails *tr, uint64_t rev, bool admin, struct err *e)
 	if (ret < 0)
 		return ret;
 	struct revision *r = NULL;
-	ret = trails_load(tr->cfg.storage, rev, tr->cfg.trust, &r, e);
+	ret = trails_load_doc(tr->cfg.storage, rev, tr->cfg.trust, &r, e);
+	if (ret >= 0 && (ret = trails_objects_present(tr->cfg.storage, r, e)) < 0)
+		revision_free(r);
 	if (ret < 0) {
-		struct err fe = ERR_INIT;
-		if (rec->state == REV_INSTALLED &&
-		    tr_event(tr, rec, TE_FAIL, tr_fail_set(tr, tr_load_code(ret), e->field, "%s", e->msg),
-			     &fe) < 0)
-			log_err("%s", fe.msg);
+		tr_run_failed(tr, rec, ret, e);
 		return ret;
 	}
-	if (tr_needs_reboot(tr->cur, r)) {
-		revision_free(r);
-		return run_reboot(tr, rec, e);
-	}
-	return run_live(tr, rec, r, e);
+	return tr_verify_start(tr, rec, r, e);
 }

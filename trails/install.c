@@ -207,8 +207,8 @@ int trails_install_dir(struct storage *s, const char *dir, const struct trust *t
 	return 0;
 }
 
-int trails_load(struct storage *s, uint64_t rev, const struct trust *t, struct revision **out,
-		struct err *e)
+int trails_load_doc(struct storage *s, uint64_t rev, const struct trust *t, struct revision **out,
+		    struct err *e)
 {
 	char path[40];
 	if (str_fmt(path, sizeof(path), "trails/%llu", (unsigned long long)rev) < 0)
@@ -227,18 +227,55 @@ int trails_load(struct storage *s, uint64_t rev, const struct trust *t, struct r
 	if (r >= 0 && parsed->number != rev)
 		r = err_field(e, EINVAL, "revision", "is %llu, but it is installed as %llu",
 			      (unsigned long long)parsed->number, (unsigned long long)rev);
-	struct rev_object_use uses[REV_MAX_OBJECTS];
-	size_t n = r >= 0 ? revision_objects(parsed, uses, ARRAY_SIZE(uses)) : 0;
-	for (size_t i = 0; i < n && r >= 0; i++) {
-		r = storage_object_verify(s, &uses[i].ref->digest, uses[i].ref->size, e);
-		if (r < 0) {
-			char id[DIGEST_STR_LEN + 1];
-			digest_format(&uses[i].ref->digest, id);
-			err_prefix(e, "object %s (%s)", id, uses[i].field);
-		}
-	}
 	if (r < 0)
 		return err_prefix(e, "revision %llu", (unsigned long long)rev);
 	*out = TAKE_PTR(parsed);
+	return 0;
+}
+
+/* Each object: present with its size and, when `hash`, its digest. */
+static int objects_check(struct storage *s, const struct revision *r, bool hash, struct err *e)
+{
+	struct rev_object_use uses[REV_MAX_OBJECTS];
+	size_t n = revision_objects(r, uses, ARRAY_SIZE(uses));
+	int ret = 0;
+	for (size_t i = 0; i < n && ret >= 0; i++) {
+		const struct rev_objref *ref = uses[i].ref;
+		uint64_t size = 0;
+		if (hash)
+			ret = storage_object_verify(s, &ref->digest, ref->size, e);
+		else if ((ret = storage_object_size(s, &ref->digest, &size, e)) >= 0 &&
+			 size != ref->size)
+			ret = err_set(e, EFBIG, "size %llu != declared %llu",
+				      (unsigned long long)size, (unsigned long long)ref->size);
+		if (ret < 0) {
+			char id[DIGEST_STR_LEN + 1];
+			digest_format(&ref->digest, id);
+			err_prefix(e, "object %s (%s)", id, uses[i].field);
+		}
+	}
+	return ret < 0 ? err_prefix(e, "revision %llu", (unsigned long long)r->number) : 0;
+}
+
+int trails_objects_present(struct storage *s, const struct revision *r, struct err *e)
+{
+	return objects_check(s, r, false, e);
+}
+
+int trails_objects_verify(struct storage *s, const struct revision *r, struct err *e)
+{
+	return objects_check(s, r, true, e);
+}
+
+int trails_load(struct storage *s, uint64_t rev, const struct trust *t, struct revision **out,
+		struct err *e)
+{
+	_cleanup_(revision_freep) struct revision *r = NULL;
+	int ret = trails_load_doc(s, rev, t, &r, e);
+	if (ret >= 0)
+		ret = trails_objects_verify(s, r, e);
+	if (ret < 0)
+		return ret;
+	*out = TAKE_PTR(r);
 	return 0;
 }

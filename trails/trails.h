@@ -196,6 +196,16 @@ int trails_install_dir(struct storage *s, const char *dir, const struct trust *t
  * object present with its declared size and digest (re-hashed). */
 int trails_load(struct storage *s, uint64_t rev, const struct trust *t, struct revision **out,
 		struct err *e) _must_check_;
+/* trails_load in two steps, for a caller that hashes elsewhere (the engine
+ * hashes in a worker process so its loop keeps serving): the signed,
+ * parsed document; then every object present with its declared size
+ * (stat only), or re-hashed. */
+int trails_load_doc(struct storage *s, uint64_t rev, const struct trust *t,
+		    struct revision **out, struct err *e) _must_check_;
+int trails_objects_present(struct storage *s, const struct revision *r,
+			   struct err *e) _must_check_;
+int trails_objects_verify(struct storage *s, const struct revision *r,
+			  struct err *e) _must_check_;
 
 /* ---- the update engine (issues 4 and 5): trails/engine*.c ----
  * One object owns what the device runs and every revision's progress:

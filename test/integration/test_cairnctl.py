@@ -470,7 +470,9 @@ class FakeStore:
         elif m == "GET" and t == "/v1/revisions/%d" % self.rev:
             state = self.states.pop(0) if self.ran and self.states else (
                 "INSTALLED" if not self.missing() else "DOWNLOADING")
-            body = {"revision": self.rev, "state": state, "failure": None}
+            state, verifying = state if isinstance(state, tuple) else (state, False)
+            body = {"revision": self.rev, "state": state, "failure": None,
+                    "verifying": verifying}
             if state == "FAILED":
                 body["failure"] = {"reason": "crash-loop", "message": "web exited 5 times"}
             conn.answer(200, body)
@@ -610,6 +612,19 @@ def test_install_run_waits_for_the_end(fake, tmp, keys, rootfs, spec, end, code)
         assert r.stdout == "revision 1: INSTALLED\nrevision 1: DONE\n"
     else:
         assert "cairnctl: revision 1 FAILED: crash-loop: web exited 5 times\n" in r.stderr
+
+
+def test_run_of_a_revision_being_verified_waits_past_its_old_state(fake, tmp, keys, rootfs,
+                                                                   spec):
+    """A DONE revision run again shows DONE while its objects are re-hashed
+    ("verifying": true): cairnctl must not take that for the outcome."""
+    out = build_out(tmp, keys, rootfs, spec)
+    store = FakeStore(out, states=[("DONE", True), ("DONE", True), "TESTING", "DONE"])
+    fake(store.serve)
+    r = ctl(str(tmp / "fake.sock"), "install", out, "--run")
+    assert r.returncode == 0, r.stderr
+    assert "revision 1: TESTING\n" in r.stderr, r.stderr
+    assert store.states == [], store.states  # every answer was asked for
 
 
 # ---------------------------------------------------------------- a real device

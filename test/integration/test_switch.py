@@ -118,8 +118,11 @@ def revision(d, rev):
 
 
 def wait_rev(d, rev, states, timeout):
+    """Until the revision is in one of states (and not being verified for a
+    run: a DONE revision run again shows DONE until its try starts)."""
     states = (states,) if isinstance(states, str) else states
-    return d.wait(lambda: (lambda r: r if r and r["state"] in states else None)(revision(d, rev)),
+    return d.wait(lambda: (lambda r: r if r and r["state"] in states and not r["verifying"]
+                           else None)(revision(d, rev)),
                   timeout, "revision %d in %s" % (rev, states))
 
 
@@ -240,6 +243,55 @@ def test_after_commit_a_crash_loop_only_restarts(dev):
     r = revision(dev, 2)
     assert r["state"] == "DONE" and r["committed"] and r["running"], r
     assert running(dev) == 2 and boot_state(dev)["committed"] == 2
+
+
+# ---- the re-hash before a switch runs beside the loop ----
+
+def test_an_object_that_rotted_after_install_fails_the_run_and_nothing_switches(dev):
+    pids = first_boot(dev, [ctr("a", "platform"), ctr("c")])
+    out = dev.build([ctr("a", "platform"), ctr("c", rootfs=variant(dev, "rot"))], revision=2,
+                    groups=FAST)
+    sideload(dev, out)
+    assert revision(dev, 2)["state"] == "INSTALLED"
+    obj = helpers.revision_doc(out)["containers"][1]["rootfs"]["object"]
+    helpers.flip_byte(helpers.object_path(dev.storage, obj))  # same size, other bytes
+    run(dev, 2)  # accepted: document, presence and sizes are fine; the hash is not
+    r = wait_rev(dev, 2, ("FAILED", "TESTING", "DONE"), 20)
+    assert r["state"] == "FAILED" and r["failure"]["reason"] == "digest", r
+    assert obj in r["failure"]["message"], r
+    assert running(dev) == 1 and boot_state(dev) == {"committed": 1, "try": 0, "tries": 0}
+    assert {n: c["pid"] for n, c in dev.containers().items()} == pids
+    assert dev.api("GET", "/v1/progress")[1]["operation"] == "idle"
+    run(dev, 2, expect=422)  # a FAILED revision is not run again
+
+
+def test_the_socket_answers_while_a_run_is_verified(dev):
+    """The objects of a revision asked to run are re-hashed by a worker: the
+    POST is answered at once, and the loop keeps answering while the worker
+    hashes (portable sha256 and a 128 MiB object make that last)."""
+    dev.install(dev.build([ctr("a", "platform"), ctr("c")], revision=1, groups=FAST))
+    dev.boot(extra_env={"CAIRN_SHA256_PORTABLE": "1"})
+    ready_all(dev, ["a", "c"])
+    big = variant(dev, "big")
+    with open(os.path.join(big["dir"], "srv.bin"), "wb") as f:
+        for _ in range(128):
+            f.write(os.urandom(1 << 20))
+    out = dev.build([ctr("a", "platform"), ctr("c", rootfs=big)], revision=2, groups=FAST)
+    sideload(dev, out)
+    run(dev, 2)
+    seen = []
+    while True:
+        st, p = dev.api("GET", "/v1/progress")
+        assert st == 200, p
+        if p["operation"] != "verify":
+            break
+        seen.append(p)
+        assert dev.api("GET", "/v1/status")[0] == 200
+        run(dev, 2, expect=409)  # one switch at a time
+    assert seen and seen[0]["revision"] == 2 and seen[0]["state"] == "INSTALLED", seen[:1]
+    r = wait_rev(dev, 2, ("DONE", "FAILED"), 30)
+    assert r["state"] == "DONE", r
+    assert "revision 2: every object verified" in dev.log()
 
 
 # ---- downgrade and space ----

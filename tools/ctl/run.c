@@ -38,8 +38,12 @@ static int settled(const struct ctl *c, struct reply *rp, uint64_t rev, char *la
 	if (str_fmt(last, cap, "%s", state) < 0)
 		last[0] = '\0';
 	bool failed = !strcmp(state, "FAILED") || !strcmp(state, "REJECTED");
-	if (strcmp(state, "DONE") && !failed)
-		return NOT_YET;
+	int v = jp_get(&rp->jp, 0, "verifying");
+	bool verifying = false;
+	if (v >= 0 && jp_bool(&rp->jp, v, &verifying) < 0)
+		verifying = false;
+	if ((strcmp(state, "DONE") && !failed) || verifying)
+		return NOT_YET; /* a revision being verified still shows its old state */
 	rev_reason(&rp->jp, 0, reason, sizeof(reason));
 	if (keep) {
 		*keep = *rp;
