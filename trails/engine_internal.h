@@ -120,7 +120,7 @@ struct tr_verify_result {
 struct tr_verify {
 	uint64_t rev;
 	struct revision *r; /* parsed, signature checked; objects being hashed */
-	pid_t pid;          /* the worker (reaped by the orchestrator like any child) */
+	int pidfd;          /* the worker (reaped by the orchestrator like any child) */
 	struct loop_io io;  /* the worker's result pipe */
 	size_t got;
 	struct tr_verify_result res;

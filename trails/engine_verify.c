@@ -12,10 +12,12 @@
  * "digest"/"load" with the worker's message (tr_run_failed); a worker that
  * ends without a result (killed) fails it as "load".
  *
- * The worker only hashes: it touches neither the loop nor the store's
- * metadata, closes nothing it shares, dies with the orchestrator
- * (PR_SET_PDEATHSIG) and leaves by _exit. The orchestrator reaps it like
- * any other child. See trails/UPDATE.md "Switch". */
+ * The worker only hashes: it closes every fd it inherited but the store's
+ * and its pipe (a client socket the orchestrator closes must not stay open
+ * here), touches neither the loop nor the store's metadata, dies with the
+ * orchestrator (PR_SET_PDEATHSIG) and leaves by _exit. The orchestrator
+ * reaps it like any other child; the engine holds a pidfd to kill it when
+ * it is freed mid-verification. See trails/UPDATE.md "Switch". */
 #define _GNU_SOURCE /* pipe2 */
 #define LOG_MODULE "trails"
 #include <errno.h>
@@ -24,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
@@ -72,7 +75,9 @@ static void finish(struct trails *tr)
 	loop_io_del(tr->cfg.loop, &v->io);
 	close(v->io.fd);
 	v->io.fd = -1;
-	v->pid = 0;
+	if (v->pidfd >= 0)
+		close(v->pidfd);
+	v->pidfd = -1;
 	struct revision *r = TAKE_PTR(v->r);
 	tr->op = TR_OP_NONE;
 	struct err e = ERR_INIT;
@@ -151,8 +156,11 @@ int tr_verify_start(struct trails *tr, struct tr_rec *rec, struct revision *r, s
 	int err = errno;
 	close(p[1]);
 	struct tr_verify *v = &tr->verify;
-	*v = (struct tr_verify){.rev = rec->number, .pid = pid, .t0_ns = now_ns(),
-				.io = {.fd = p[0], .cb = on_result, .data = tr}};
+	/* A pidfd, not the pid: the loop may reap the worker before it reads the
+	 * pipe's end, and a pid killed after that could be anyone's. Not reaped
+	 * yet here: the loop has not run since the fork. */
+	*v = (struct tr_verify){.rev = rec->number, .pidfd = pid > 0 ? pidfd_open(pid, 0) : -1,
+				.t0_ns = now_ns(), .io = {.fd = p[0], .cb = on_result, .data = tr}};
 	int ret = pid < 0 ? err_set(e, err, "fork the verification worker: %s", strerror(err)) : 0;
 	if (ret == 0 && fcntl(p[0], F_SETFL, O_NONBLOCK) < 0)
 		ret = err_set(e, errno, "verification pipe: %s", strerror(errno));
@@ -160,9 +168,11 @@ int tr_verify_start(struct trails *tr, struct tr_rec *rec, struct revision *r, s
 		ret = loop_io_add(tr->cfg.loop, &v->io, EPOLLIN, e);
 	if (ret < 0) {
 		if (pid > 0)
-			kill(pid, SIGKILL);
+			kill(pid, SIGKILL); /* still unreaped: the loop has not run */
+		if (v->pidfd >= 0)
+			close(v->pidfd);
 		close(p[0]);
-		*v = (struct tr_verify){.io = {.fd = -1}};
+		*v = (struct tr_verify){.io = {.fd = -1}, .pidfd = -1};
 		revision_free(r);
 		return ret;
 	}
@@ -178,11 +188,13 @@ void tr_verify_stop(struct trails *tr)
 	struct tr_verify *v = &tr->verify;
 	if (tr->op != TR_OP_VERIFY)
 		return;
-	if (v->pid > 0)
-		kill(v->pid, SIGKILL); /* not reaped before the loop runs again: still ours */
+	if (v->pidfd >= 0) {
+		(void)pidfd_send_signal(v->pidfd, SIGKILL, NULL, 0); /* ESRCH once it ended */
+		close(v->pidfd);
+	}
 	loop_io_del(tr->cfg.loop, &v->io);
 	close(v->io.fd);
 	revision_free(TAKE_PTR(v->r));
-	*v = (struct tr_verify){.io = {.fd = -1}};
+	*v = (struct tr_verify){.io = {.fd = -1}, .pidfd = -1};
 	tr->op = TR_OP_NONE;
 }

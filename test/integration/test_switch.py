@@ -265,10 +265,9 @@ def test_an_object_that_rotted_after_install_fails_the_run_and_nothing_switches(
     run(dev, 2, expect=422)  # a FAILED revision is not run again
 
 
-def test_the_socket_answers_while_a_run_is_verified(dev):
-    """The objects of a revision asked to run are re-hashed by a worker: the
-    POST is answered at once, and the loop keeps answering while the worker
-    hashes (portable sha256 and a 128 MiB object make that last)."""
+def big_update(dev):
+    """Revision 1 running with portable sha256 (slow hashing), revision 2
+    (c with a 128 MiB image) installed: its verification lasts."""
     dev.install(dev.build([ctr("a", "platform"), ctr("c")], revision=1, groups=FAST))
     dev.boot(extra_env={"CAIRN_SHA256_PORTABLE": "1"})
     ready_all(dev, ["a", "c"])
@@ -278,6 +277,13 @@ def test_the_socket_answers_while_a_run_is_verified(dev):
             f.write(os.urandom(1 << 20))
     out = dev.build([ctr("a", "platform"), ctr("c", rootfs=big)], revision=2, groups=FAST)
     sideload(dev, out)
+
+
+def test_the_socket_answers_while_a_run_is_verified(dev):
+    """The objects of a revision asked to run are re-hashed by a worker: the
+    POST is answered at once, and the loop keeps answering while the worker
+    hashes (portable sha256 and a 128 MiB object make that last)."""
+    big_update(dev)
     run(dev, 2)
     seen = []
     while True:
@@ -292,6 +298,19 @@ def test_the_socket_answers_while_a_run_is_verified(dev):
     r = wait_rev(dev, 2, ("DONE", "FAILED"), 30)
     assert r["state"] == "DONE", r
     assert "revision 2: every object verified" in dev.log()
+
+
+def test_a_stop_while_verifying_leaves_the_revision_installed(dev):
+    big_update(dev)
+    run(dev, 2)
+    assert dev.api("GET", "/v1/revisions/2")[1]["verifying"]
+    assert dev.stop() == 0  # the engine is freed mid-verification
+    dev.boot()
+    ready_all(dev, ["a", "c"])
+    r = revision(dev, 2)
+    assert running(dev) == 1 and r["state"] == "INSTALLED" and not r["verifying"], r
+    run(dev, 2)
+    assert wait_rev(dev, 2, ("DONE", "FAILED"), 30)["state"] == "DONE"
 
 
 # ---- downgrade and space ----
