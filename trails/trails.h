@@ -302,7 +302,10 @@ bool trails_object_has(struct trails *tr, const struct digest *d);
 
 /* POST /v1/revisions/REV/run: switch to an INSTALLED revision (live or by
  * reboot). `admin` = the local admin socket, the only caller allowed to run a
- * revision lower than or equal to the committed one (if still installed). */
+ * revision lower than or equal to the committed one (if still installed).
+ * 0 = accepted: the document and the objects' sizes were checked; the
+ * objects are re-hashed by a worker process and the switch goes on from the
+ * loop (engine_verify.c), or the revision becomes FAILED. */
 int trails_run(struct trails *tr, uint64_t rev, bool admin, struct err *e) _must_check_;
 
 /* Garbage collection: remove revisions that are none of committed, try,
