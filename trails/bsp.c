@@ -226,13 +226,6 @@ int trails_bsp_remove(struct storage *s, uint64_t rev, struct err *e)
 
 /* ---------------- sweeping ---------------- */
 
-/* The decimal number install writes: digits, no leading zero. */
-static bool rev_name(const char *n)
-{
-	size_t len = strlen(n);
-	return len > 0 && len < 17 && strspn(n, "0123456789") == len && n[0] != '0';
-}
-
 static bool installed(struct storage *s, const char *name)
 {
 	char path[48];
@@ -273,7 +266,8 @@ int trails_bsp_sweep(struct storage *s, uint64_t except, struct err *e)
 	if (str_fmt(keep, sizeof(keep), "%llu", (unsigned long long)except) < 0)
 		keep[0] = '\0';
 	for (struct dirent *de; (de = readdir(d));) {
-		if (!rev_name(de->d_name) || strcmp(de->d_name, keep) == 0 ||
+		uint64_t n;
+		if (!trails_rev_dirname(de->d_name, &n) || strcmp(de->d_name, keep) == 0 ||
 		    installed(s, de->d_name))
 			continue;
 		log_info("boot/%s: its revision is not installed: removed", de->d_name);

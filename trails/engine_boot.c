@@ -23,20 +23,10 @@
 #include "../storage/storage.h"
 #include "engine_internal.h"
 
-/* A directory name that is a revision number: decimal, no leading zero. */
+/* A revision number as install writes it (a directory name, cairn.rev=). */
 static bool parse_number(const char *s, uint64_t *out)
 {
-	size_t n = strlen(s);
-	if (n == 0 || n > 16 || s[0] == '0')
-		return false;
-	uint64_t v = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-		v = v * 10 + (uint64_t)(s[i] - '0');
-	}
-	*out = v;
-	return v <= REV_MAX_NUMBER;
+	return trails_rev_dirname(s, out) && *out <= REV_MAX_NUMBER;
 }
 
 static void scan_trail(struct trails *tr, uint64_t n)

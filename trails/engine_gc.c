@@ -176,22 +176,6 @@ void tr_records_prune(struct trails *tr)
 
 /* ---- what a revision left outside trails/ ---- */
 
-/* A directory name that is a revision number: decimal, no leading zero. */
-static bool rev_dir_name(const char *s, uint64_t *out)
-{
-	size_t n = strlen(s);
-	uint64_t v = 0;
-	if (n == 0 || n > 16 || s[0] == '0')
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-		v = v * 10 + (uint64_t)(s[i] - '0');
-	}
-	*out = v;
-	return true;
-}
-
 /* Does a container the runtime holds log below `dir` (absolute)? A kept
  * container logs where it was last started, maybe an older revision's. */
 static bool logs_in_use(struct trails *tr, const char *dir)
@@ -234,7 +218,7 @@ static void leftovers_sweep(struct trails *tr, const char *top, const uint64_t *
 		struct stat sb;
 		struct err e = ERR_INIT;
 		uint64_t n;
-		if (!rev_dir_name(de->d_name, &n) || kept(keep, nkeep, n) ||
+		if (!trails_rev_dirname(de->d_name, &n) || kept(keep, nkeep, n) ||
 		    str_fmt(rel, sizeof(rel), "%s/%llu", TR_TRAILS, (unsigned long long)n) < 0 ||
 		    fstatat(root, rel, &sb, AT_SYMLINK_NOFOLLOW) == 0 ||
 		    str_fmt(abs, sizeof(abs), "%s/%s/%s", storage_root_path(tr->cfg.storage), top,

@@ -65,20 +65,19 @@ int gc_admit(struct storage *s, uint64_t need, uint64_t reserve, struct err *e)
 
 /* ---- names ---- */
 
-/* A revision directory name: the number as install writes it (%llu). */
-static bool rev_name(const char *name, uint64_t *out)
+bool trails_rev_dirname(const char *s, uint64_t *out)
 {
-	size_t len = strlen(name);
-	if (len == 0 || len > 16 || (len > 1 && name[0] == '0'))
+	size_t len = strlen(s);
+	if (len == 0 || len > 16 || s[0] == '0')
 		return false;
 	uint64_t n = 0;
 	for (size_t i = 0; i < len; i++) {
-		if (name[i] < '0' || name[i] > '9')
+		if (s[i] < '0' || s[i] > '9')
 			return false;
-		n = n * 10 + (uint64_t)(name[i] - '0');
+		n = n * 10 + (uint64_t)(s[i] - '0');
 	}
 	*out = n;
-	return n > 0 && n <= REV_MAX_NUMBER;
+	return true;
 }
 
 static bool rev_kept(uint64_t rev, const uint64_t *keep, size_t nkeep)
@@ -210,7 +209,7 @@ static int trail_list_read(struct storage *s, struct trail_list *l, struct err *
 			continue;
 		bool isdir = fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 			     S_ISDIR(st.st_mode);
-		if (isdir && rev_name(de->d_name, &rev)) {
+		if (isdir && trails_rev_dirname(de->d_name, &rev) && rev <= REV_MAX_NUMBER) {
 			int r = trail_list_add(l, rev, e);
 			if (r < 0)
 				return r;

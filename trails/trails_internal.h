@@ -66,4 +66,10 @@ int trails_bsp_remove(struct storage *s, uint64_t rev, struct err *e) _must_chec
  * revision being placed), and leftovers of interrupted placements. */
 int trails_bsp_sweep(struct storage *s, uint64_t except, struct err *e) _must_check_;
 
+/* ---- names (gc.c) ---- */
+/* A directory named by a revision number as install writes it (%llu):
+ * 1 to 16 decimal digits, no leading zero (so never 0); its value in *out.
+ * Not bounded by REV_MAX_NUMBER: callers that take it as a revision check. */
+bool trails_rev_dirname(const char *s, uint64_t *out);
+
 #endif
