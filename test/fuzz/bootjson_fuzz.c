@@ -25,6 +25,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#define FUZZ_NAME "bootjson_fuzz"
+#include "fuzz_check.h"
 #include "lib/log.h"
 #include "lib/util.h"
 #include "storage/storage.h"
@@ -42,18 +44,9 @@ struct fz {
 
 static struct fz fz;
 
-static void die(const char *what, const struct err *e)
-{
-	fprintf(stderr, "bootjson_fuzz: %s: %s (field '%s')\n", what, e ? e->msg : "",
-		e ? e->field : "");
-	abort();
-}
-
 static void check_error(int rc, const struct err *e)
 {
-	if (rc >= 0 || e->code != -rc || e->msg[0] == '\0' ||
-	    strnlen(e->msg, sizeof(e->msg)) == sizeof(e->msg) ||
-	    strnlen(e->field, sizeof(e->field)) == sizeof(e->field))
+	if (!err_reported(rc, e))
 		die("error not reported", e);
 }
 

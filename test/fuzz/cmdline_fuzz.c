@@ -23,22 +23,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define FUZZ_NAME "cmdline_fuzz"
+#include "fuzz_check.h"
 #include "init/early_cmdline.c"
 
 static const char *const level_names[] = {"err", "warn", "info", "debug"};
 
-static void die(const char *what, const struct err *e)
-{
-	fprintf(stderr, "cmdline_fuzz: %s: %s (field '%s')\n", what, e ? e->msg : "",
-		e ? e->field : "");
-	abort();
-}
-
 static void check_error(int rc, const struct err *e)
 {
-	if (rc >= 0 || e->code != -rc || e->msg[0] == '\0' ||
-	    strnlen(e->msg, sizeof(e->msg)) == sizeof(e->msg) ||
-	    strnlen(e->field, sizeof(e->field)) == sizeof(e->field))
+	if (!err_reported(rc, e))
 		die("error not reported", e);
 	if (rc == -EINVAL && e->field[0] && strncmp(e->field, "cairn.", 6) != 0)
 		die("error field is not a cairn.* key", e);

@@ -37,22 +37,15 @@
 #define config_finish fz_config_finish
 #define config_load fz_config_load
 #define config_device_id_valid fz_config_device_id_valid
+#define FUZZ_NAME "config_fuzz"
+#include "fuzz_check.h"
 #include "init/config.c"
 
 #define SOURCE "fuzz.conf"
 
-static void die(const char *what, const struct err *e)
-{
-	fprintf(stderr, "config_fuzz: %s: %s (field '%s')\n", what, e ? e->msg : "",
-		e ? e->field : "");
-	abort();
-}
-
 static void check_error(int rc, const struct err *e)
 {
-	if (rc >= 0 || e->code != -rc || e->msg[0] == '\0' ||
-	    strnlen(e->msg, sizeof(e->msg)) == sizeof(e->msg) ||
-	    strnlen(e->field, sizeof(e->field)) == sizeof(e->field))
+	if (!err_reported(rc, e))
 		die("error not reported", e);
 }
 

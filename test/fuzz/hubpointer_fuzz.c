@@ -15,21 +15,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define FUZZ_NAME "hubpointer_fuzz"
+#include "fuzz_check.h"
 #include "lib/json.h"
 #include "trails/hub_internal.h"
 
-static void die(const char *what, const struct err *e)
-{
-	fprintf(stderr, "hubpointer_fuzz: %s: %s (field '%s')\n", what, e ? e->msg : "",
-		e ? e->field : "");
-	abort();
-}
-
 static void check_error(int rc, const struct err *e, const struct hub_pointer *p)
 {
-	if (rc >= 0 || e->code != -rc || e->msg[0] == '\0' ||
-	    strnlen(e->msg, sizeof(e->msg)) == sizeof(e->msg) ||
-	    strnlen(e->field, sizeof(e->field)) == sizeof(e->field))
+	if (!err_reported(rc, e))
 		die("error not reported", e);
 	if (p->doc || p->sig || p->doclen || p->siglen || p->revision)
 		die("a refused pointer left something in *out", e);

@@ -25,13 +25,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define FUZZ_NAME "hubrec_fuzz"
+#include "fuzz_check.h"
 #include "trails/hub_internal.h"
-
-static void die(const char *what, const struct err *e)
-{
-	fprintf(stderr, "hubrec_fuzz: %s: %s\n", what, e ? e->msg : "");
-	abort();
-}
 
 static void check_error(int rc, const struct err *e)
 {

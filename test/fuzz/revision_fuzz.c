@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define FUZZ_NAME "revision_fuzz"
+#include "fuzz_check.h"
 #include "trails/trails.h"
 
 /* revision_equal, plus: exec stays NULL-terminated for execv */
@@ -16,12 +18,6 @@ static bool rev_eq(const struct revision *a, const struct revision *b)
 		if (a->containers[i].exec[a->containers[i].nexec])
 			return false;
 	return revision_equal(a, b);
-}
-
-static void die(const char *what, const struct err *e)
-{
-	fprintf(stderr, "revision_fuzz: %s: %s (field '%s')\n", what, e->msg, e->field);
-	abort();
 }
 
 static bool has_source(const struct revision *r)

@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define FUZZ_NAME "status_fuzz"
+#include "fuzz_check.h"
 #include "lib/json.h"
 #include "trails/engine_internal.h"
 
@@ -33,18 +35,9 @@ void *const status_fuzz_runtime_anchor[] = {
 	(void *)runtime_set_event_cb, (void *)runtime_status,	(void *)runtime_stop_all,
 };
 
-static void die(const char *what, const struct err *e)
-{
-	fprintf(stderr, "status_fuzz: %s: %s (field '%s')\n", what, e ? e->msg : "",
-		e ? e->field : "");
-	abort();
-}
-
 static void check_error(int rc, const struct err *e)
 {
-	if (rc >= 0 || e->code != -rc || e->msg[0] == '\0' ||
-	    strnlen(e->msg, sizeof(e->msg)) == sizeof(e->msg) ||
-	    strnlen(e->field, sizeof(e->field)) == sizeof(e->field))
+	if (!err_reported(rc, e))
 		die("error not reported", e);
 }
 
