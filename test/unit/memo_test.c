@@ -41,8 +41,7 @@ static int setup(void **state)
 	if (!f)
 		return -1;
 	*state = f;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/cairn-memo-test-XXXXXX");
-	if (!mkdtemp(f->dir) || storage_open(f->dir, &f->s, NULL) < 0)
+	if (tmpdir_make(f->dir, sizeof(f->dir), "memo") < 0 || storage_open(f->dir, &f->s, NULL) < 0)
 		return -1;
 	static uint8_t data[LEN];
 	for (size_t i = 0; i < LEN; i++)

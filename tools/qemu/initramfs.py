@@ -61,9 +61,13 @@ class Image:
             out = os.path.join(tmp, "bin")
             subprocess.run(["strip", "-o", out, src], check=True)
             self.file(path, out, part, 0o755)
-        for lib in ldd(src):
+        self._libraries(src, lib_part)
+
+    def _libraries(self, binary, part):
+        """Every shared library ldd lists for binary, not already in."""
+        for lib in ldd(binary):
             if lib not in self.entries:
-                self.file(lib, os.path.realpath(lib), lib_part, 0o755)
+                self.file(lib, os.path.realpath(lib), part, 0o755)
 
     def library(self, soname, part, lib_part="shared libraries"):
         """A shared library a program loads at run time (dlopen: ldd does
@@ -72,9 +76,7 @@ class Image:
         path = soname_path(soname)
         if path not in self.entries:
             self.file(path, os.path.realpath(path), part, 0o755)
-        for lib in ldd(path):
-            if lib not in self.entries:
-                self.file(lib, os.path.realpath(lib), lib_part, 0o755)
+        self._libraries(path, lib_part)
 
     # ---- kernel modules ----
     def modules(self, kver, names, part="kernel modules"):
