@@ -8,6 +8,7 @@ namespace's PID 1 has PR_SET_PDEATHSIG=SIGKILL, so its whole namespace goes
 with it. Temp dirs go with the `tmp` fixture."""
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -324,7 +325,11 @@ def test_not_root_namespace_failure_is_reported(cairn, dirs, procs):
     storage, trust = dirs
     nobody = 65534
     os.chmod(storage.parent, 0o755)
-    p = subprocess.run([str(cairn), "--sandbox", "--storage", str(storage), "--trust", str(trust)],
+    # a copy nobody can reach: the build tree may sit in a 0700 directory
+    # (a clone in `mktemp -d`)
+    exe = storage.parent / "cairn"
+    shutil.copy(str(cairn), str(exe))
+    p = subprocess.run([str(exe), "--sandbox", "--storage", str(storage), "--trust", str(trust)],
                        capture_output=True, text=True, timeout=20,
                        preexec_fn=lambda: (os.setgid(nobody), os.setuid(nobody)))
     assert p.returncode == 1, p.stderr
