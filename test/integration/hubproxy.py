@@ -7,6 +7,7 @@ byte it forwards, so a test can bound what a device downloaded.
 
 Both clean up after themselves: Hub.stop() and Proxy.close() leave no
 process, thread or socket behind, and both are context managers."""
+import fcntl
 import json
 import os
 import random
@@ -169,12 +170,15 @@ class Proxy:
     """127.0.0.1:self.port -> 127.0.0.1:upstream_port, one thread per direction
     per connection. Counters: down (bytes upstream -> client, headers
     included), up, connections, cuts (connections it cut), injected (bytes it
-    made up itself)."""
+    made up itself), discarded (of down, bytes still in the proxy's send queue
+    when a cut reset the connection: the kernel throws them away, the client
+    never sees them; on loopback that can be megabytes a cut)."""
 
     def __init__(self, upstream_port, host="127.0.0.1"):
         self.upstream = (host, upstream_port)
         self.lock = threading.Lock()
         self.down = self.up = self.connections = self.cuts = self.injected = 0
+        self.discarded = 0
         self.delay = 0.0      # seconds before each downstream chunk
         self.rate = None      # downstream bytes per second, None: unlimited
         self.refuse = False   # accept and close at once
@@ -245,7 +249,7 @@ class Proxy:
     def reset_counters(self):
         with self.lock:
             self.down = self.up = self.connections = self.cuts = self.injected = 0
-            self.cut_bytes = 0
+            self.discarded = self.cut_bytes = 0
             self._schedule, self.log, self.cut_log = [], [], []
 
     # ---- plumbing ----
@@ -387,6 +391,10 @@ class Proxy:
             except OSError:
                 break
             if keep is not None:
+                if rst:
+                    unsent = _unsent(conn.client)
+                    with self.lock:
+                        self.discarded += unsent
                 conn.cut(rst=rst)
                 return
             if rate:
@@ -483,6 +491,20 @@ class _Conn:
         for s in (self.client, self.up):
             if s is not None:
                 s.close()
+
+
+SIOCOUTQNSD = 0x894B  # linux/sockios.h
+
+
+def _unsent(s):
+    """Bytes in s's send queue not yet sent (SIOCOUTQNSD). Sent but not yet
+    acknowledged bytes are left out: on loopback they sit in the client's
+    receive queue, which it still reads after the reset."""
+    try:
+        return struct.unpack("i", fcntl.ioctl(s.fileno(), SIOCOUTQNSD,
+                                              struct.pack("i", 0)))[0]
+    except OSError:
+        return 0
 
 
 def _shut(s, how):
