@@ -260,6 +260,7 @@ class Device:
 
 
 def children(pid):
+    """The children of pid, oldest first (by start time: pids wrap)."""
     out = []
     for path in glob.glob("/proc/[0-9]*/stat"):
         try:
@@ -269,8 +270,8 @@ def children(pid):
             continue
         rest = data[data.rindex(")") + 2:].split()
         if int(rest[1]) == pid:
-            out.append(int(path.split("/")[2]))
-    return sorted(out)
+            out.append((int(rest[19]), int(path.split("/")[2])))  # field 22: starttime
+    return [p for _, p in sorted(out)]
 
 
 def descendants(pid):

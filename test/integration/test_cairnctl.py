@@ -851,7 +851,8 @@ def test_a_revision_that_fails_its_test_exits_1_with_the_reason(dev):
     r = ctl(dev.sock, "revisions")
     rows = {l.split()[0]: l for l in r.stdout.splitlines()[1:]}
     assert rows["2"].split()[1] == "FAILED" and m.group(1).split(":")[0] in rows["2"], r.stdout
-    assert dev.api("GET", "/v1/status")[1]["revision"] == 1
+    # FAILED is recorded before the rollback, which may wait for the try's start-up
+    dev.wait(lambda: dev.api("GET", "/v1/status")[1]["revision"] == 1, 20, "revision 1 again")
 
 
 def test_a_refused_revision_exits_1_naming_the_reason(dev, tmp):

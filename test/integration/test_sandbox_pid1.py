@@ -309,14 +309,14 @@ def test_orphans_are_reaped(cairn, dirs, procs):
     # 30 processes whose parent exits at once: they become PID 1's children
     # (their output goes to /dev/null: an open capture pipe would make run() wait for them)
     script = ("i=0; while [ $i -lt 30 ]; do "
-              "sh -c 'sleep 2 </dev/null >/dev/null 2>&1 &'; i=$((i+1)); done")
+              "sh -c 'sleep 5 </dev/null >/dev/null 2>&1 &'; i=$((i+1)); done")
     r = helpers.run(["nsenter", "-t", pid1, "-p", "--", "sh", "-c", script])
     assert r.returncode == 0, r.stderr
     assert len(children(pid1)) > 1, "the orphans were not reparented to PID 1"
 
     def only_orch_left():
         return children(pid1) == [orch]
-    wait_for("PID 1 to reap its orphans", only_orch_left)
+    wait_for("PID 1 to reap its orphans", only_orch_left, 30)
     assert p.poll() is None
 
 

@@ -4,6 +4,7 @@ and a template disk holding revision 1 of the test device."""
 import os
 import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -56,6 +57,9 @@ PREFIX = (os.environ.get("CAIRN_QEMU_TMP") or "/tmp") + "/cairn-qemu-"
 def _no_loops_left():
     """No loop device of ours outlives a test."""
     yield
+    end = time.monotonic() + 10  # a detached loop lingers while udev still has it open
+    while qdev.our_loops(PREFIX) and time.monotonic() < end:
+        time.sleep(0.2)
     loops = qdev.our_loops(PREFIX)
     assert not loops, "loop devices left: %s" % loops
 

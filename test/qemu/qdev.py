@@ -95,8 +95,17 @@ class QDevice:
                     raise
 
     def revision(self, rev):
+        """For polling: None when the device does not know `rev` or did not
+        answer within 3 s."""
         got = self.vm.try_api("GET", "/v1/revisions/%d" % rev)
         return got[1] if got and got[0] == 200 else None
+
+    def revision_known(self, rev):
+        """For a verdict: `rev` as the device knows it, None on 404; a
+        guest slow to answer (TCG beside other guests) is waited for."""
+        st, body = self.api("GET", "/v1/revisions/%d" % rev, retries=2)
+        assert st in (200, 404), (st, body)
+        return body if st == 200 else None
 
     def revisions(self):
         st, body = self.api("GET", "/v1/revisions", retries=2)

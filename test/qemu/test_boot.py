@@ -121,7 +121,7 @@ def test_reboot_update_whose_app_never_gets_ready_falls_back_to_the_committed(de
     assert any("booting revision 3 (chosen 3, committed 3)" in x for x in uboot_lines(dev))
     st = dev.wait_ready()
     assert st["revision"] == 3 and st["committed"] == 3, st
-    r = dev.revision(4)
+    r = dev.revision_known(4)
     assert r["state"] == "FAILED", r
     f = r["failure"]
     assert f["reason"] == "goal-timeout" and f["container"] == "app" and f["goal"] == "READY", f
@@ -144,7 +144,7 @@ def test_staged_revision_with_missing_files_falls_back_in_the_same_boot(dev):
     assert "booting revision 3 (chosen 5, committed 3)" in lines[i + 1], lines
     st = dev.wait_ready()   # in this same qemu run: -no-reboot would have ended it
     assert st["revision"] == 3 and st["committed"] == 3 and st["try"] is None, st
-    r = dev.revision(5)
+    r = dev.revision_known(5)
     assert r["state"] == "FAILED" and r["failure"]["reason"] == "interrupted", r
 
 
@@ -168,5 +168,5 @@ def test_try_whose_cairn_hangs_is_reset_by_the_watchdog(dev):
     assert any("booting revision 3 (chosen 3, committed 3)" in x for x in uboot_lines(dev))
     st = dev.wait_ready()
     assert st["revision"] == 3 and st["committed"] == 3, st
-    r = dev.revision(6)
+    r = dev.revision_known(6)
     assert r["state"] == "FAILED" and r["failure"]["reason"] == "interrupted", r

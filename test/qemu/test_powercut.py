@@ -116,12 +116,11 @@ class Cutter:
             return st if st and st.get("phase") == "ready" else None
         try:
             d.vm.wait(ready, 180, "all goals met")
-            d.vm.wait(lambda: (lambda s: s if s and s["try"] is None and
-                               s["revision"] == s["committed"] else None)(d.vm.status()),
-                      120, "no try pending")
+            st = d.vm.wait(lambda: (lambda s: s if s and s["try"] is None and
+                                    s["revision"] == s["committed"] else None)(d.vm.status()),
+                           120, "no try pending")
         except AssertionError as ex:
             raise Bad("no complete revision running after a cut: %s" % str(ex).splitlines()[0])
-        st = d.vm.status()
         rev = st["revision"]
         if self.pending is not None:
             self.verify_after_cut(rev, self.pending)
@@ -135,7 +134,7 @@ class Cutter:
         if rev not in allowed:
             raise Bad("after a cut in revision %d's update: running %s, expected one of %s"
                       % (r, rev, sorted(allowed)))
-        got = self.dev.revision(r)
+        got = self.dev.revision_known(r)
         state = got["state"] if got else None
         self.say("  -> next boot runs %d; revision %d: %s%s" % (
             rev, r, state, " (%s)" % got["failure"]["reason"] if state == "FAILED" else ""))
@@ -207,7 +206,7 @@ class Cutter:
             if self.wait_cut(1.0):
                 return True
             vm.disarm()
-        d.wait_rev(r, "INSTALLED", 30)
+        d.wait_rev(r, "INSTALLED", 120)
         # console lines of a live switch: TESTING written, then the try
         # consumed in the environment, "trying (live)", the apply, then the
         # commit (environment, DONE, gc) within a few hundred ms
@@ -326,14 +325,16 @@ class Cutter:
 
     def finish(self):
         for t, errs, what in self.checks:
-            t.join(120)
+            t.join(600)
+            if t.is_alive():
+                self.bad.append("%s -> its check still runs after 600 s" % what)
             for e in errs:
                 self.bad.append("%s -> %s" % (what, e))
         self.dev.kill()
 
     def close(self):
         for t, _, _ in self.checks:
-            t.join(120)
+            t.join(600)
         self.dev.close()
 
 

@@ -550,16 +550,12 @@ static void test_ctr_restart(void **state)
 	assert_true(status_of(x, "c1").pid != p1);
 	assert_int_equal(first_sig("c1")->sig, SIGTERM);
 	assert_true(wait_state(x, "c2", CTR_BACKOFF, 3000));
-	uint64_t t = now_ns();
 	assert_int_equal(runtime_ctr_restart(x->rt, "c2", &e), 0);
-	assert_true(spawned(x, "c2", 2, 1000));
-	assert_true(now_ns() - t < 500 * MS); /* the backoff was 3 s */
+	assert_true(spawned(x, "c2", 2, 2000)); /* the backoff was 3 s */
 	assert_true(wait_state(x, "c2", CTR_BACKOFF, 3000));
-	t = now_ns();
 	assert_int_equal(runtime_ctr_start(x->rt, "c2", &e), 0);
-	assert_true(spawned(x, "c2", 3, 1000));
-	assert_true(now_ns() - t < 500 * MS);
-	t = now_ns();
+	assert_true(spawned(x, "c2", 3, 2000)); /* not after a backoff */
+	uint64_t t = now_ns();
 	assert_int_equal(runtime_ctr_restart(x->rt, "c3", &e), 0);
 	assert_int_equal(status_of(x, "c3").state, CTR_STOPPING);
 	assert_true(spawned(x, "c3", 2, 4000));
@@ -726,7 +722,7 @@ static void test_apply_retiree_down_at_init_death(void **state)
 	need_root();
 	struct fx *x = *state;
 	rt_make(x, 2, 100, 1000);
-	char *const v1[] = {"run", "linger:800", NULL}, *const v2[] = {"run", "say:v2", NULL};
+	char *const v1[] = {"run", "linger:2500", NULL}, *const v2[] = {"run", "say:v2", NULL};
 	struct rt_group_spec g[] = {{"app", 10}};
 	struct rt_ctr_spec c[] = {ctr("c2", 0, RT_GOAL_STARTED, RT_RESTART_NO, v1)};
 	APPLY(x, "7", g, c);
@@ -740,10 +736,10 @@ static void test_apply_retiree_down_at_init_death(void **state)
 	assert_true(sig && sp);
 	print_message("replacement spawned %.1f ms after the stop signal\n",
 		      (sp->t - sig->t) / 1e6);
-	assert_true(sp->t - sig->t < 400 * MS);
+	assert_true(sp->t - sig->t < 1500 * MS); /* the keeper lingers 2.5 s */
 	assert_int_equal(kill(keeper, 0), 0); /* still tearing down */
 	assert_int_equal(mounts_in(x, "c2"), 0);
-	run_for(x, 1000);
+	run_for(x, 3000);
 	assert_true(kill(keeper, 0) < 0); /* gone and reaped */
 	assert_int_equal(status_of(x, "c2").state, CTR_STARTED);
 	stop_all(x, 5000);
@@ -760,8 +756,11 @@ static void test_fast_init_poll(void **state)
 	struct rt_ctr_spec c[] = {ctr("c1", 0, RT_GOAL_STARTED, RT_RESTART_NO, slow)};
 	APPLY(x, "7", g, c);
 	started_ok(x, 3000);
-	print_message("init polls within 30 ms: %u\n", F.npolls);
-	assert_true(F.npolls >= 10); /* every 10 ms: 4 */
+	print_message("init polls within 30 ms: %u, shortest gap %.2f ms\n", F.npolls,
+		      F.poll_gap_min / 1e6);
+	/* at the steady rate every gap is 10 ms or more; a stall of the
+	 * machine may lose polls, never make them closer */
+	assert_true(F.npolls >= 2 && F.poll_gap_min < 5 * MS);
 	stop_all(x, 5000);
 }
 

@@ -95,6 +95,7 @@ static struct {
 	struct rec preps[MAXREC]; /* successful prepare() calls */
 	size_t npreps;
 	unsigned npolls; /* init_pid() calls */
+	uint64_t poll_last, poll_gap_min; /* ns: the last call, the shortest gap between two */
 	struct rec_mounts mounts[16];
 	size_t nmounts;
 	pid_t children[MAXREC];
@@ -232,7 +233,10 @@ static int fake_spawn(void *handle, pid_t *keeper, struct err *e)
 static pid_t fake_init_pid(void *handle)
 {
 	struct fake *f = handle;
-	F.npolls++;
+	uint64_t now = now_ns();
+	if (F.npolls++ > 0 && (F.poll_gap_min == 0 || now - F.poll_last < F.poll_gap_min))
+		F.poll_gap_min = now - F.poll_last;
+	F.poll_last = now;
 	if (f->init_rd >= 0 && !f->init && read(f->init_rd, &f->init, sizeof(f->init)) > 0 &&
 	    F.nchildren < MAXREC)
 		F.children[F.nchildren++] = f->init;

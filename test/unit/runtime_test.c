@@ -121,18 +121,27 @@ static void test_restart_backoff(void **state)
 		gap[i] = F.spawns[i + 1].t - F.spawns[i].t;
 		print_message("restart gap %zu: %.1f ms (backoff %llu ms)\n", i, gap[i] / 1e6,
 			      (unsigned long long)want[i]);
+		/* never sooner than the backoff; the bound above only catches a
+		 * lost timer (a loaded machine delays a spawn by tens of ms) */
 		assert_true(gap[i] >= want[i] * MS);
-		assert_true(gap[i] < (want[i] + 250) * MS);
-		if (i > 0)
-			assert_true(gap[i] + 20 * MS >= gap[i - 1]); /* never shrinks (20 ms jitter) */
+		assert_true(gap[i] < (want[i] + 1000) * MS);
 	}
-	assert_true(gap[3] > gap[2] && gap[2] > gap[1] && gap[1] > gap[0]);
 	assert_true(status_of(x, "c1").restarts >= 5);
 	assert_string_equal(status_of(x, "c1").reason, "exited with status 1");
 	char log[256];
 	FMT(log, "%s/logs/7/c1.log", x->storage_dir);
-	assert_non_null(strstr(slurp(log), "crashing\n"));
-	assert_non_null(strstr(slurp(log), "cairn: exited with status 1; restarting in 100 ms\n"));
+	const char *text = slurp(log);
+	assert_non_null(strstr(text, "crashing\n"));
+	/* the delays themselves, in order: they grow, then stay at the cap */
+	const char *at = text;
+	for (size_t i = 0; i < 5; i++) {
+		char line[96];
+		FMT(line, "cairn: exited with status 1; restarting in %llu ms\n",
+		    (unsigned long long)want[i]);
+		at = strstr(at, line);
+		assert_non_null(at);
+		at += strlen(line);
+	}
 	stop_all(x, 5000);
 }
 
