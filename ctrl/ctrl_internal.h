@@ -258,6 +258,8 @@ void ctrl_h_revision(struct ctrl *c, const struct ctrl_req *rq, struct ctrl_resp
 void ctrl_h_revision_put(struct ctrl *c, const struct ctrl_req *rq, struct ctrl_resp *rs);
 void ctrl_h_revision_run(struct ctrl *c, const struct ctrl_req *rq, struct ctrl_resp *rs);
 void ctrl_h_progress(struct ctrl *c, const struct ctrl_req *rq, struct ctrl_resp *rs);
+void ctrl_h_keys(struct ctrl *c, const struct ctrl_req *rq, struct ctrl_resp *rs);
+void ctrl_h_keys_put(struct ctrl *c, const struct ctrl_req *rq, struct ctrl_resp *rs);
 void ctrl_h_object_head(struct ctrl *c, const struct ctrl_req *rq, struct ctrl_resp *rs);
 extern const struct ctrl_stream_ops ctrl_object_put;
 void ctrl_h_meta_list(struct ctrl *c, const struct ctrl_req *rq, struct ctrl_resp *rs);

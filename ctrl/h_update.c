@@ -1,5 +1,5 @@
 /* ctrl/h_update.c — handlers of the update engine: revisions (list, one,
- * upload of document + signature, run), progress, and objects (HEAD, and
+ * upload of document + signature, run), progress, signing keys (GET, PUT), and objects (HEAD, and
  * PUT streamed straight into the store through the engine's writer).
  *
  * The engine (trails.h) decides; this file only maps its answers to HTTP.
@@ -204,6 +204,38 @@ void ctrl_h_revision_put(struct ctrl *c, const struct ctrl_req *rq, struct ctrl_
 			rs->status = o.nmissing ? 202 : 200;
 			put_offer(&rs->w, rev, &o);
 		}
+	}
+	offer_body_free(&b);
+}
+
+/* ---------------- signing keys ---------------- */
+
+void ctrl_h_keys(struct ctrl *c, const struct ctrl_req *rq, struct ctrl_resp *rs)
+{
+	(void)rq;
+	struct err e = ERR_INIT;
+	if (engine_present(c, rs))
+		engine_json(rs, trails_json_keys(c->tr, NULL, &rs->w, &e), &e);
+}
+
+/* PUT /v1/keys: {"document": keys.json, "signature": keys.sig}. */
+void ctrl_h_keys_put(struct ctrl *c, const struct ctrl_req *rq, struct ctrl_resp *rs)
+{
+	struct offer_body b = {0};
+	if (engine_present(c, rs) && offer_parse(rq, &b, rs)) {
+		struct err e = ERR_INIT;
+		bool changed = false;
+		char who[64];
+		const char *label = ctrl_caller_label(rq->caller, who, sizeof(who));
+		int r = trails_keys_put(c->tr, b.doc, b.doclen, b.sig, b.siglen, &changed, &e);
+		if (r < 0)
+			log_warn("%s: keys document refused: %s%s%s", label, e.field,
+				 e.field[0] ? ": " : "", e.msg);
+		else if (changed)
+			log_info("%s: keys document installed", label);
+		if (r == 0)
+			r = trails_json_keys(c->tr, &changed, &rs->w, &e);
+		engine_json(rs, r, &e);
 	}
 	offer_body_free(&b);
 }

@@ -4,7 +4,8 @@
  * orphan of its containers (liblxc's helpers, a container's grandchildren
  * whose parent died) comes back to it and is reaped here.
  *
- * Boot: open the storage, load the trust roots, start the runtime, the
+ * Boot: open the storage, load the trust roots and the signing keys they
+ * vouch for (<storage>/keys, trails/REVISION.md), start the runtime, the
  * update engine (trails) and the control API, then let the engine boot:
  * it settles the boot state (an interrupted try is marked FAILED), loads
  * the revision to run (signature, schema, every object re-hashed: one that
@@ -261,6 +262,9 @@ static int orch_setup(struct orch *m, struct err *e)
 		return err_prefix(e, "storage %s", m->o->storage);
 	if ((r = trust_load(m->o->trust, &m->trust, e)) < 0)
 		return err_prefix(e, "trust %s", m->o->trust);
+	struct err ke = ERR_INIT; /* unreadable keys/: the roots alone still boot it */
+	if (keys_load(m->storage, m->trust, &ke) < 0)
+		log_err("signing keys: %s (only the roots sign revisions)", ke.msg);
 	if ((r = orch_runtime(m, e)) < 0 || (r = orch_engine(m, e)) < 0)
 		return r;
 	struct ctrl_config cc = {

@@ -18,7 +18,7 @@
  * - Strict DER (short lengths, minimal positive INTEGERs) and canonical
  *   base64 give each signature exactly one encoding. */
 #define _GNU_SOURCE /* memmem */
-#include "trails.h"
+#include "trails_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -47,10 +47,14 @@ struct trust_key {
 	mbedtls_pk_context pk;
 };
 
+/* The roots (trust_load), and the signing keys of the keys document in
+ * effect (keys.c; a trust of its own, whose own signing is always NULL). */
 struct trust {
 	struct trust_key keys[TRUST_MAX_KEYS];
 	size_t nkeys;
 	unsigned threshold;
+	struct trust *signing;
+	uint64_t serial;
 };
 
 struct sig_entry {
@@ -158,11 +162,109 @@ void trust_free(struct trust *t)
 {
 	if (!t)
 		return;
+	trust_free(t->signing);
 	for (size_t i = 0; i < TRUST_MAX_KEYS; i++)
 		mbedtls_pk_free(&t->keys[i].pk);
 	free(t);
 }
 DEFINE_FREEP(struct trust, trust_free)
+
+static int trust_find(const struct trust *t, const struct digest *id);
+
+void trust_set_signing(struct trust *t, struct trust *signing, uint64_t serial)
+{
+	trust_free(t->signing);
+	t->signing = signing;
+	t->serial = signing ? serial : 0;
+}
+
+struct trust *trust_take_signing(struct trust *t)
+{
+	struct trust *sg = t->signing;
+	t->signing = NULL;
+	t->serial = 0;
+	return sg;
+}
+
+uint64_t trust_serial(const struct trust *t)
+{
+	return t ? t->serial : 0;
+}
+
+const struct trust *trust_signing(const struct trust *t)
+{
+	return t ? t->signing : NULL;
+}
+
+void trust_key_id(const struct trust *t, size_t i, char out[DIGEST_STR_LEN + 1])
+{
+	digest_format(&t->keys[i].id, out);
+}
+
+/* Key i of `from` into the next slot of `to` (parsed again: mbedtls has no
+ * copy of a key context). */
+static int trust_copy_key(struct trust *to, const struct trust *from, size_t i, struct err *e)
+{
+	unsigned char der[PUBKEY_MAX_DER];
+	mbedtls_pk_context *pk = (mbedtls_pk_context *)&from->keys[i].pk;
+	int n = mbedtls_pk_write_pubkey_der(pk, der, sizeof(der));
+	if (n <= 0)
+		return mbed_err(e, EIO, n, "copying a trusted key");
+	struct trust_key *k = &to->keys[to->nkeys];
+	int ret = mbedtls_pk_parse_public_key(&k->pk, der + sizeof(der) - n, (size_t)n);
+	if (ret != 0)
+		return mbed_err(e, EIO, ret, "copying a trusted key");
+	k->id = from->keys[i].id;
+	to->nkeys++;
+	return 0;
+}
+
+int trust_with(const struct trust *t, struct trust *signing, uint64_t serial,
+	       struct trust **out, struct err *e)
+{
+	_cleanup_(trust_freep) struct trust *sg = signing;
+	_cleanup_(trust_freep) struct trust *c = trust_new();
+	if (!c)
+		return err_set(e, ENOMEM, "trust: out of memory");
+	for (size_t i = 0; i < t->nkeys; i++) {
+		int rc = trust_copy_key(c, t, i, e);
+		if (rc < 0)
+			return rc;
+	}
+	c->threshold = t->threshold;
+	trust_set_signing(c, TAKE_PTR(sg), serial);
+	*out = TAKE_PTR(c);
+	return 0;
+}
+
+/* A trust set of the PEM keys pem[0..n) (keys.c has checked n and the
+ * threshold): the error names keys[i] of a key that does not parse, or the
+ * one that repeats an earlier one. */
+int trust_from_pems(const char *const *pem, const size_t *len, size_t n, unsigned threshold,
+		    struct trust **out, struct err *e)
+{
+	_cleanup_(trust_freep) struct trust *t = trust_new();
+	if (!t)
+		return err_set(e, ENOMEM, "keys: out of memory");
+	for (size_t i = 0; i < n && i < TRUST_MAX_KEYS; i++) {
+		char field[24];
+		snprintf(field, sizeof(field), "keys[%zu]", i);
+		struct trust_key *k = &t->keys[t->nkeys];
+		struct err pe = ERR_INIT;
+		if (pubkey_parse(pem[i], len[i], &k->pk, &k->id, &pe) < 0) {
+			mbedtls_pk_free(&k->pk);
+			mbedtls_pk_init(&k->pk);
+			return err_field(e, pe.code, field, "%s", pe.msg);
+		}
+		int dup = trust_find(t, &k->id);
+		if (dup >= 0)
+			return err_field(e, EINVAL, field, "the same key as keys[%d]", dup);
+		t->nkeys++;
+	}
+	t->threshold = threshold;
+	*out = TAKE_PTR(t);
+	return 0;
+}
 
 unsigned trust_threshold(const struct trust *t)
 {
@@ -343,7 +445,7 @@ static bool tok_str(const struct jp *p, int i, char *out, size_t cap)
 	return jp_str(p, i, out, cap, &n) == 0 && strlen(out) == n;
 }
 
-static bool tok_is(const struct jp *p, int i, const char *want)
+bool trails_json_is(const struct jp *p, int i, const char *want)
 {
 	char s[40];
 	return tok_str(p, i, s, sizeof(s)) && strcmp(s, want) == 0;
@@ -362,15 +464,15 @@ static void tok_shown(const struct jp *p, int i, char *out, size_t cap)
 
 /* Members of object `obj` must be exactly `keys` (all required, each once);
  * idx[k] gets the value token of keys[k]. */
-static int members(const struct jp *p, int obj, const char *const *keys, int *idx, size_t n,
-		   const char *where, struct err *e)
+int trails_json_members(const struct jp *p, int obj, const char *const *keys, int *idx, size_t n,
+			const char *where, struct err *e)
 {
 	for (size_t k = 0; k < n; k++)
 		idx[k] = -1;
 	int i = obj + 1;
 	for (int m = 0; m < p->tok[obj].size; m++) {
 		size_t k = 0;
-		while (k < n && !tok_is(p, i, keys[k]))
+		while (k < n && !trails_json_is(p, i, keys[k]))
 			k++;
 		char name[40];
 		tok_shown(p, i, name, sizeof(name));
@@ -391,7 +493,7 @@ static int alg_check(const struct jp *p, int i, const char *where, struct err *e
 {
 	if (!jp_is(p, i, JSMN_STRING))
 		return bad(e, EINVAL, where, "alg", "must be a string");
-	if (tok_is(p, i, SIG_ALG))
+	if (trails_json_is(p, i, SIG_ALG))
 		return 0;
 	char name[40];
 	tok_shown(p, i, name, sizeof(name));
@@ -485,7 +587,7 @@ static int entry_parse(const struct jp *p, int obj, int m, struct sig_entry *out
 	snprintf(where, sizeof(where), "signatures[%d]", m);
 	if (!jp_is(p, obj, JSMN_OBJECT))
 		return err_field(e, EINVAL, where, "must be an object");
-	int rc = members(p, obj, keys, idx, 3, where, e);
+	int rc = trails_json_members(p, obj, keys, idx, 3, where, e);
 	if (rc == 0)
 		rc = alg_check(p, idx[0], where, e);
 	if (rc == 0)
@@ -530,10 +632,10 @@ static int sig_file_parse(const char *js, size_t len, struct sig_file *f, struct
 		return rc;
 	if (!jp_is(&p, 0, JSMN_OBJECT))
 		return err_set(e, EINVAL, "not a JSON object");
-	rc = members(&p, 0, keys, idx, 2, "", e);
+	rc = trails_json_members(&p, 0, keys, idx, 2, "", e);
 	if (rc < 0)
 		return rc;
-	if (!tok_is(&p, idx[0], SIG_SPEC))
+	if (!trails_json_is(&p, idx[0], SIG_SPEC))
 		return err_field(e, EINVAL, "spec", "must be \"%s\"", SIG_SPEC);
 	return entries_parse(&p, idx[1], f, e);
 }
@@ -589,36 +691,79 @@ static int entry_check(const struct trust *t, const uint8_t hash[32], const stru
 	return 1;
 }
 
-int sig_verify(const struct trust *t, const char *doc, size_t doclen, const char *sig,
-	       size_t siglen, unsigned *nvalid, struct err *e)
+/* How many distinct keys of t signed validly, why the others did not count. */
+static unsigned tier_count(const struct trust *t, const uint8_t hash[32], const struct sig_file *f,
+			   struct why *why)
+{
+	bool counted[TRUST_MAX_KEYS] = {false};
+	unsigned valid = 0;
+	for (size_t i = 0; i < f->n; i++)
+		valid += (unsigned)entry_check(t, hash, &f->sigs[i], i, counted, why);
+	return valid;
+}
+
+#define WHY_TEXT_MAX (ERR_MSG_MAX + 48) /* " (" why "; N more)" */
+static void why_close(const struct why *w, char *out, size_t cap)
+{
+	char more[32] = "";
+	if (w->n > WHY_SHOWN)
+		snprintf(more, sizeof(more), "; %u more", w->n - WHY_SHOWN);
+	snprintf(out, cap, "%s%s%s%s", w->n ? " (" : "", w->buf, more, w->n ? ")" : "");
+}
+
+/* `label` names the file in messages; with_signing: t's signing keys count
+ * too (a revision), or only its roots do (a keys document). */
+static int verify(const struct trust *t, bool with_signing, const char *label, const char *doc,
+		  size_t doclen, const char *sig, size_t siglen, unsigned *nvalid, struct err *e)
 {
 	struct sig_file f;
 	uint8_t hash[32];
-	bool counted[TRUST_MAX_KEYS] = {false};
-	struct why why = {"", 0};
-	unsigned valid = 0;
+	struct why why = {"", 0}, swhy = {"", 0};
 
 	if (nvalid)
 		*nvalid = 0;
 	if (!t || (!doc && doclen) || (!sig && siglen))
-		return err_set(e, EINVAL, "revision.sig: nothing to verify");
+		return err_set(e, EINVAL, "%s: nothing to verify", label);
 	int rc = sig_file_parse(sig ? sig : "", siglen, &f, e);
 	if (rc < 0)
-		return err_prefix(e, "revision.sig");
+		return err_prefix(e, "%s", label);
 	if (mbedtls_sha256_ret((const unsigned char *)(doc ? doc : ""), doclen, hash, 0) != 0)
-		return err_set(e, EIO, "revision.sig: sha256 failed");
-	for (size_t i = 0; i < f.n; i++)
-		valid += (unsigned)entry_check(t, hash, &f.sigs[i], i, counted, &why);
+		return err_set(e, EIO, "%s: sha256 failed", label);
+	unsigned valid = tier_count(t, hash, &f, &why);
 	if (nvalid)
 		*nvalid = valid;
 	if (valid >= t->threshold)
 		return 0;
-	char more[32] = "";
-	if (why.n > WHY_SHOWN)
-		snprintf(more, sizeof(more), "; %u more", why.n - WHY_SHOWN);
-	rc = err_set(e, EKEYREJECTED, "revision.sig: %u of %u required signatures valid%s%s%s%s",
-		     valid, t->threshold, why.n ? " (" : "", why.buf, more, why.n ? ")" : "");
+	const struct trust *sg = with_signing ? t->signing : NULL;
+	unsigned svalid = sg ? tier_count(sg, hash, &f, &swhy) : 0;
+	if (sg && svalid >= sg->threshold) {
+		if (nvalid)
+			*nvalid = svalid;
+		return 0;
+	}
+	char a[WHY_TEXT_MAX], b[WHY_TEXT_MAX + 96] = "";
+	why_close(&why, a, sizeof(a));
+	if (sg) {
+		char w[WHY_TEXT_MAX];
+		why_close(&swhy, w, sizeof(w));
+		snprintf(b, sizeof(b), "; signing keys of serial %llu: %u of %u%s",
+			 (unsigned long long)t->serial, svalid, sg->threshold, w);
+	}
+	rc = err_set(e, EKEYREJECTED, "%s: %u of %u required signatures valid%s%s", label, valid,
+		     t->threshold, a, b);
 	if (e)
 		snprintf(e->field, sizeof(e->field), "signatures");
 	return rc;
+}
+
+int sig_verify(const struct trust *t, const char *doc, size_t doclen, const char *sig,
+	       size_t siglen, unsigned *nvalid, struct err *e)
+{
+	return verify(t, true, "revision.sig", doc, doclen, sig, siglen, nvalid, e);
+}
+
+int sig_verify_roots(const struct trust *t, const char *label, const char *doc, size_t doclen,
+		     const char *sig, size_t siglen, struct err *e)
+{
+	return verify(t, false, label, doc, doclen, sig, siglen, NULL, e);
 }

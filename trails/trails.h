@@ -170,6 +170,44 @@ int sig_keyid_from_pem(const char *pem, size_t len, struct digest *out, struct e
 int sig_verify(const struct trust *t, const char *doc, size_t doclen, const char *sig,
 	       size_t siglen, unsigned *nvalid, struct err *e) _must_check_;
 
+/* ---- signing keys (trails/keys.c; REVISION.md "Signing keys") ----
+ * The roots on the image (trust_load) sign a keys document, keys.json +
+ * keys.sig, naming the signing keys that may sign revisions; a higher
+ * serial replaces it. A revision then verifies when the roots' threshold of
+ * roots signed it, or the document's threshold of its signing keys. */
+struct storage;
+#define KEYS_SPEC "cairn-keys@1"
+#define KEYS_MAX_DOC (64u * 1024) /* bytes of keys.json */
+
+/* Verify keys.sig against the roots of t only (never its signing keys) and
+ * parse keys.json strictly. On success *out is a trust set of the document's
+ * keys with its threshold, *serial its serial. Errors name the field
+ * (`keys[1]: not a PEM public key`, `serial: …`, `signatures`). */
+int keys_doc_check(const struct trust *t, const char *doc, size_t doclen, const char *sig,
+		   size_t siglen, struct trust **out, uint64_t *serial,
+		   struct err *e) _must_check_;
+/* t's signing keys become `signing` (owned from now on; NULL: roots only). */
+void trust_set_signing(struct trust *t, struct trust *signing, uint64_t serial);
+/* 0 while no keys document is in effect. */
+uint64_t trust_serial(const struct trust *t);
+const struct trust *trust_signing(const struct trust *t);
+/* Key id of the i-th key (i < trust_count). */
+void trust_key_id(const struct trust *t, size_t i, char out[DIGEST_STR_LEN + 1]);
+/* A copy of t's roots with `signing` (owned) as its signing keys: what t
+ * would be, for checking before anything changes. */
+int trust_with(const struct trust *t, struct trust *signing, uint64_t serial,
+	       struct trust **out, struct err *e) _must_check_;
+
+/* <storage>/keys/<serial>/{keys.json,keys.sig}. At boot: the highest serial
+ * whose document verifies against t's roots becomes t's signing keys (one
+ * that does not is logged and skipped; none: roots only). */
+int keys_load(struct storage *s, struct trust *t, struct err *e) _must_check_;
+/* Store a checked document (its serial above the one in effect) durably:
+ * written aside, renamed to keys/<serial> in one step, older serials removed
+ * afterwards. On failure nothing is left but what was there. */
+int keys_store(struct storage *s, uint64_t serial, const char *doc, size_t doclen,
+	       const char *sig, size_t siglen, struct err *e) _must_check_;
+
 /* ---- installed revisions and boot state (trails/boot.c, trails/install.c) ----
  * <storage>/trails/<rev>/{revision.json,revision.sig}: an installed revision
  * appears under its final name in one rename, only after its signature,
@@ -255,7 +293,7 @@ struct trails_hooks {
 struct trails_config {
 	struct loop *loop;
 	struct storage *storage;
-	const struct trust *trust;
+	struct trust *trust; /* its signing keys change with PUT /v1/keys */
 	struct runtime *rt;
 	const char *statedir;    /* control sockets live in <statedir>/sock/ */
 	const char *bootloader;  /* "file" (boot.json), "uboot:<fw_env.config>", "grub:<grubenv>" */
@@ -318,6 +356,19 @@ int trails_json_revisions(struct trails *tr, struct jw *w, struct err *e) _must_
 int trails_json_revision(struct trails *tr, uint64_t rev, struct jw *w,
 			 struct err *e) _must_check_; /* -ENOENT unknown */
 int trails_json_progress(struct trails *tr, struct jw *w, struct err *e) _must_check_;
+/* PUT /v1/keys: a keys document and its signature (keys_doc_check). Its
+ * serial must be above the one in effect (the same document again: nothing
+ * to do, *changed false; -ERANGE for a lower serial, -EEXIST for another
+ * document of the same serial). Refused (-EKEYREJECTED, field "keys") when
+ * the committed revision, or a try in progress, would no longer verify: a
+ * rotation never strands the device. Then stored durably and in effect. */
+int trails_keys_put(struct trails *tr, const char *doc, size_t doclen, const char *sig,
+		    size_t siglen, bool *changed, struct err *e) _must_check_;
+/* GET /v1/keys: {"serial", "roots": [ids], "roots_threshold", "keys": [ids],
+ * "threshold"} (serial 0, keys [] while only the roots sign); with
+ * `changed` (PUT's answer) a member "changed" first. */
+int trails_json_keys(struct trails *tr, const bool *changed, struct jw *w,
+		     struct err *e) _must_check_;
 
 /* ---- fleet hub client (trails/hub*.c, trails/HUB.md) ---- */
 

@@ -72,4 +72,21 @@ int trails_bsp_sweep(struct storage *s, uint64_t except, struct err *e) _must_ch
  * Not bounded by REV_MAX_NUMBER: callers that take it as a revision check. */
 bool trails_rev_dirname(const char *s, uint64_t *out);
 
+/* ---- signature files and keys documents (signature.c, keys.c) ---- */
+/* Members of object `obj` must be exactly `keys` (all required, each once);
+ * idx[k] gets the value token of keys[k]. Errors name "<where>.<key>". */
+int trails_json_members(const struct jp *p, int obj, const char *const *keys, int *idx, size_t n,
+			const char *where, struct err *e) _must_check_;
+/* String token i equals `want` once unescaped (at most 39 bytes compared). */
+bool trails_json_is(const struct jp *p, int i, const char *want);
+/* Verify against t's roots only; `label` names the signature file. */
+int sig_verify_roots(const struct trust *t, const char *label, const char *doc, size_t doclen,
+		     const char *sig, size_t siglen, struct err *e) _must_check_;
+/* t's signing keys, now the caller's (t is left with its roots only). */
+struct trust *trust_take_signing(struct trust *t);
+/* A trust set of n PEM keys with `threshold` (1..n checked by the caller);
+ * errors name keys[i]. */
+int trust_from_pems(const char *const *pem, const size_t *len, size_t n, unsigned threshold,
+		    struct trust **out, struct err *e) _must_check_;
+
 #endif

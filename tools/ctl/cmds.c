@@ -30,9 +30,7 @@ bool parse_rev(const char *s, uint64_t *out)
 	return true;
 }
 
-/* GET target; --json prints it as it came, else show(). */
-static int get_and_show(const struct ctl *c, const char *target,
-			int (*show)(const struct jp *p))
+int get_and_show(const struct ctl *c, const char *target, int (*show)(const struct jp *p))
 {
 	struct reply rp;
 	int code = api_call(c, "GET", target, NULL, 0, &rp);

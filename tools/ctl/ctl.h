@@ -3,7 +3,9 @@
  *   http.c     a small blocking HTTP/1.1 client over a unix socket
  *   api.c      one request to the control API: exit codes, error bodies, JSON
  *   show.c     human output: tables and key/value listings
- *   install.c  `install OUT`: document, then only the objects the device lacks
+ *   install.c  `install OUT`: document, then only the objects the device lacks;
+ *              sending a signed document (also `keys install`)
+ *   keys.c     keys, keys install
  *   cmds.c     status, ps, logs, revisions, revision, progress
  *   run.c      run REV and waiting for a revision to settle
  *   meta.c     meta, device-meta, reboot, poweroff, gc
@@ -184,6 +186,23 @@ int cmd_reboot(const struct ctl *c, char **pos);
 int cmd_poweroff(const struct ctl *c, char **pos);
 int cmd_gc(const struct ctl *c, char **pos);
 int cmd_install(const struct ctl *c, char **pos);
+int cmd_keys(const struct ctl *c, char **pos);
+
+/* A signed document as cairn-pack wrote it (install.c): its bytes as they
+ * are, and its signature file's. */
+struct signed_doc {
+	char *doc, *sig;
+	size_t doclen, siglen;
+};
+void signed_doc_free(struct signed_doc *d);
+/* dir/doc (at most max bytes) and dir/sig (at most SIG_MAX_FILE). */
+int signed_doc_read(struct signed_doc *d, const char *dir, const char *doc, size_t max,
+		    const char *sig, struct err *e) _must_check_;
+/* PUT target {"document", "signature"}, the document's bytes unchanged
+ * (JSON-escaped: the signature covers them exactly). An exit status as
+ * api_call's; a 2xx answer without JSON is CTL_UNREACHABLE. */
+int signed_doc_put(const struct ctl *c, const char *target, const struct signed_doc *d,
+		   struct reply *rp);
 
 /* Poll GET /v1/revisions/REV until DONE, FAILED or REJECTED (run.c): an
  * exit status, a failure's reason printed. The last answer goes to `keep`
@@ -195,6 +214,9 @@ int run_revision(const struct ctl *c, uint64_t rev, struct reply *keep);
 /* Why a revision failed, from object o of a reply: "failure": {"reason",
  * "message"} as "reason: message" (or a plain "reason" string); "" if none. */
 void rev_reason(const struct jp *p, int o, char *out, size_t cap);
+/* GET target (cmds.c); --json prints the answer as it came, else show()
+ * does: an exit status. */
+int get_and_show(const struct ctl *c, const char *target, int (*show)(const struct jp *p));
 /* A revision number argument: 1 .. 2^53-1, decimal digits only. */
 bool parse_rev(const char *s, uint64_t *out);
 

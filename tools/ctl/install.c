@@ -12,7 +12,8 @@
  *     again (at most ROUNDS times, each round having to send something).
  *
  * The document's own bytes travel unchanged (JSON-escaped in the body): the
- * signature covers them exactly. */
+ * signature covers them exactly. `keys install` sends its keys document the
+ * same way (signed_doc_read, signed_doc_put). */
 #include "ctl.h"
 
 #include <errno.h>
@@ -36,8 +37,7 @@ struct install {
 	const char *out;
 	struct revision *rev;
 	struct storage *store; /* OUT's object store, opened on first need */
-	char *doc, *sig;
-	size_t doclen, siglen;
+	struct signed_doc sd;  /* revision.json, revision.sig */
 	/* what travelled */
 	unsigned nsent, nskipped;
 	uint64_t bytes_sent;
@@ -52,8 +52,7 @@ static void install_free(struct install *in)
 {
 	revision_free(in->rev);
 	storage_close(in->store);
-	free(in->doc);
-	free(in->sig);
+	signed_doc_free(&in->sd);
 }
 
 /* ---------------- progress ---------------- */
@@ -85,20 +84,66 @@ static void on_progress(void *ctx, uint64_t sent)
 	draw(in, in->done + sent, false);
 }
 
+/* ---------------- a signed document ---------------- */
+
+void signed_doc_free(struct signed_doc *d)
+{
+	free(d->doc);
+	free(d->sig);
+	memset(d, 0, sizeof(*d));
+}
+
+static int read_in(const char *dir, const char *name, size_t max, char **out, size_t *len,
+		   struct err *e)
+{
+	char path[4096];
+	if (str_fmt(path, sizeof(path), "%s/%s", dir, name) < 0)
+		return err_set(e, ENAMETOOLONG, "%s: path too long", dir);
+	return file_read_all(AT_FDCWD, path, max, out, len, e);
+}
+
+int signed_doc_read(struct signed_doc *d, const char *dir, const char *doc, size_t max,
+		    const char *sig, struct err *e)
+{
+	int r = read_in(dir, doc, max, &d->doc, &d->doclen, e);
+	if (r == 0)
+		r = read_in(dir, sig, SIG_MAX_FILE, &d->sig, &d->siglen, e);
+	return r;
+}
+
+int signed_doc_put(const struct ctl *c, const char *target, const struct signed_doc *d,
+		   struct reply *rp)
+{
+	struct jw w;
+	struct err e = ERR_INIT;
+	jw_init_dyn(&w, false);
+	jw_obj_open(&w);
+	jw_key(&w, "document");
+	jw_strn(&w, d->doc, d->doclen);
+	jw_key(&w, "signature");
+	jw_strn(&w, d->sig, d->siglen);
+	jw_obj_close(&w);
+	if (jw_finish(&w, &e) < 0) {
+		jw_free(&w);
+		return ctl_fail(CTL_FAILED, "PUT %s: %s", target, e.msg);
+	}
+	int code = api_call(c, "PUT", target, w.buf, w.len, rp);
+	jw_free(&w);
+	if (code == CTL_OK && !rp->tok) {
+		reply_free(rp);
+		return ctl_fail(CTL_UNREACHABLE, "PUT %s: the device answered no JSON", target);
+	}
+	return code;
+}
+
 /* ---------------- reading OUT ---------------- */
 
 static int read_out(struct install *in, struct err *e)
 {
-	char path[4096];
-	int r;
-	if ((r = str_fmt(path, sizeof(path), "%s/revision.json", in->out)) < 0 ||
-	    (r = file_read_all(AT_FDCWD, path, REV_MAX_DOC, &in->doc, &in->doclen, e)) < 0)
-		return r == -ENAMETOOLONG ? err_set(e, ENAMETOOLONG, "%s: path too long", in->out)
-					  : r;
-	if ((r = str_fmt(path, sizeof(path), "%s/revision.sig", in->out)) < 0 ||
-	    (r = file_read_all(AT_FDCWD, path, SIG_MAX_FILE, &in->sig, &in->siglen, e)) < 0)
+	int r = signed_doc_read(&in->sd, in->out, "revision.json", REV_MAX_DOC, "revision.sig", e);
+	if (r < 0)
 		return r;
-	r = revision_parse(in->doc, in->doclen, REV_PARSE_DEVICE, &in->rev, e);
+	r = revision_parse(in->sd.doc, in->sd.doclen, REV_PARSE_DEVICE, &in->rev, e);
 	if (r < 0)
 		return err_prefix(e, "%s/revision.json", in->out);
 	return 0;
@@ -123,29 +168,10 @@ static int declared_size(const struct install *in, const struct digest *d, uint6
 static int offer(struct install *in, struct reply *rp)
 {
 	char target[TARGET_MAX];
-	struct jw w;
-	struct err e = ERR_INIT;
 	if (str_fmt(target, sizeof(target), "/v1/revisions/%llu",
 		    (unsigned long long)in->rev->number) < 0)
 		return ctl_fail(CTL_FAILED, "revision target too long");
-	jw_init_dyn(&w, false);
-	jw_obj_open(&w);
-	jw_key(&w, "document");
-	jw_strn(&w, in->doc, in->doclen);
-	jw_key(&w, "signature");
-	jw_strn(&w, in->sig, in->siglen);
-	jw_obj_close(&w);
-	if (jw_finish(&w, &e) < 0) {
-		jw_free(&w);
-		return ctl_fail(CTL_FAILED, "install: %s", e.msg);
-	}
-	int code = api_call(in->c, "PUT", target, w.buf, w.len, rp);
-	jw_free(&w);
-	if (code == CTL_OK && !rp->tok) {
-		reply_free(rp);
-		return ctl_fail(CTL_UNREACHABLE, "PUT %s: the device answered no JSON", target);
-	}
-	return code;
+	return signed_doc_put(in->c, target, &in->sd, rp);
 }
 
 /* ---------------- step 2: the objects ---------------- */

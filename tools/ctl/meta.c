@@ -122,20 +122,6 @@ static int show_kv(const struct jp *p)
 	return code;
 }
 
-static int get_kv(const struct ctl *c, const char *target)
-{
-	struct reply rp;
-	int code = api_call(c, "GET", target, NULL, 0, &rp);
-	if (code != CTL_OK)
-		return code;
-	if (c->json)
-		api_print_json(&rp);
-	else if (rp.tok)
-		code = show_kv(&rp.jp);
-	reply_free(&rp);
-	return code;
-}
-
 int cmd_meta(const struct ctl *c, char **pos)
 {
 	const char *verb = pos[0];
@@ -143,7 +129,7 @@ int cmd_meta(const struct ctl *c, char **pos)
 	while (n < 3 && pos[n])
 		n++;
 	if (!strcmp(verb, "ls") && n == 1)
-		return get_kv(c, "/v1/meta/user");
+		return get_and_show(c, "/v1/meta/user", show_kv);
 	if (!strcmp(verb, "get") && n == 2)
 		return meta_get(c, pos[1]);
 	if (!strcmp(verb, "set") && n == 3)
@@ -157,7 +143,7 @@ int cmd_meta(const struct ctl *c, char **pos)
 int cmd_device_meta(const struct ctl *c, char **pos)
 {
 	(void)pos;
-	return get_kv(c, "/v1/meta/device");
+	return get_and_show(c, "/v1/meta/device", show_kv);
 }
 
 /* ---------------- commands ---------------- */

@@ -3,7 +3,9 @@
  * line would. The same verified install path the device uses
  * (trails_install_dir), then one durable write of the boot state. A storage
  * that already has a committed revision is refused unless `force` (the
- * factory revision is chosen once). */
+ * factory revision is chosen once). The storage's keys document in effect
+ * counts as on the device (keys_load): a revision signed by a signing key
+ * installs where the device would accept it. */
 #include <errno.h>
 
 #include "../../lib/cleanup.h"
@@ -23,6 +25,8 @@ int pack_install(const char *outdir, const char *storage_dir, const char *trust_
 		return r;
 	_cleanup_(storage_closep) struct storage *s = NULL;
 	if ((r = storage_open(storage_dir, &s, e)) < 0)
+		return r;
+	if ((r = keys_load(s, t, e)) < 0)
 		return r;
 	struct boot_state bs;
 	if ((r = trails_boot_read(s, &bs, e)) < 0)

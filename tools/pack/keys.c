@@ -1,6 +1,6 @@
-/* tools/pack/keys.c — ECDSA P-256 signing keys and revision.sig (cairn-pack
- * keygen and sign). See trails/REVISION.md for the signature file format and
- * trails/signature.c for its verification.
+/* tools/pack/keys.c — ECDSA P-256 signing keys, revision.sig and keys.sig
+ * (cairn-pack keygen and sign). See trails/REVISION.md for the signature file
+ * format and trails/signature.c for its verification.
  *
  * Decisions:
  * - Keys are made with mbedtls (entropy + CTR-DRBG) on secp256r1 only; a key
@@ -10,8 +10,11 @@
  *   signing.key is removed again, so a directory holds a pair or nothing.
  * - The key id comes from trails' sig_keyid_from_pem() on the public half,
  *   so the signer and the verifier cannot disagree on it.
- * - sign keeps the entries of an existing revision.sig that parses (it is
- *   how several parties sign one revision), replaces the entry of the same
+ * - sign signs the one document OUT holds: revision.json into revision.sig,
+ *   or a keys document, keys.json, into keys.sig (both present is an error:
+ *   which one was meant is not for us to guess). Same format, same rules.
+ * - sign keeps the entries of an existing signature file that parses (it is
+ *   how several parties sign one document), replaces the entry of the same
  *   key, and rewrites the file atomically (storage_write_durable). An
  *   existing file that does not parse is replaced, with a warning. */
 #define LOG_MODULE "pack"
@@ -58,6 +61,19 @@ struct sig_line {
 struct sig_list {
 	struct sig_line v[SIG_MAX_SIGS];
 	size_t n;
+};
+
+/* A document OUT may hold, and the file of its signatures. */
+struct sign_files {
+	const char *doc, *sig;
+	size_t max; /* bytes of doc */
+};
+
+enum { DOC_REVISION, DOC_KEYS };
+
+static const struct sign_files sign_files[] = {
+	[DOC_REVISION] = {"revision.json", "revision.sig", REV_MAX_DOC},
+	[DOC_KEYS] = {"keys.json", "keys.sig", KEYS_MAX_DOC},
 };
 
 static void pk_freep(mbedtls_pk_context *pk)
@@ -197,7 +213,7 @@ static int key_generate(mbedtls_pk_context *pk, struct err *e)
 
 /* Write the pair: signing.key first (the precious half), then signing.pub;
  * if the second fails, the first is removed again. */
-static int keys_store(int dirfd, const char *dir, mbedtls_pk_context *pk, struct err *e)
+static int pair_store(int dirfd, const char *dir, mbedtls_pk_context *pk, struct err *e)
 {
 	unsigned char key[KEY_PEM_BUF], pub[KEY_PEM_BUF];
 	int ret = mbedtls_pk_write_key_pem(pk, key, sizeof(key));
@@ -230,7 +246,7 @@ int pack_keygen(const char *dir, struct err *e)
 		return err_set(e, errno, "keygen %s: %s", dir, strerror(errno));
 	int rc = key_generate(&pk, e);
 	if (rc == 0)
-		rc = keys_store(dirfd, dir, &pk, e);
+		rc = pair_store(dirfd, dir, &pk, e);
 	if (rc < 0)
 		return err_prefix(e, "keygen");
 	return 0;
@@ -249,9 +265,9 @@ static bool line_parse(const struct jp *p, int obj, struct sig_line *l)
 	       jp_str(p, s, l->sig, sizeof(l->sig), NULL) == 0;
 }
 
-/* Entries of the existing dirfd/revision.sig; false when there is none that
- * parses (a missing file, or one to be replaced). */
-static bool sigs_read(int dirfd, const char *dir, struct sig_list *l)
+/* Entries of the existing dirfd/name; false when there is none that parses
+ * (a missing file, or one to be replaced). */
+static bool sigs_read(int dirfd, const char *dir, const char *name, struct sig_list *l)
 {
 	_cleanup_free_ char *js = NULL;
 	size_t len = 0;
@@ -259,7 +275,7 @@ static bool sigs_read(int dirfd, const char *dir, struct sig_list *l)
 	struct jp p;
 	struct err e = ERR_INIT;
 	l->n = 0;
-	int rc = file_read_all(dirfd, "revision.sig", SIG_MAX_FILE, &js, &len, &e);
+	int rc = file_read_all(dirfd, name, SIG_MAX_FILE, &js, &len, &e);
 	if (rc == -ENOENT)
 		return false;
 	if (rc == 0)
@@ -270,14 +286,15 @@ static bool sigs_read(int dirfd, const char *dir, struct sig_list *l)
 	for (int m = 0, i = arr + 1; ok && m < p.tok[arr].size; m++, i = jp_next(&p, i))
 		ok = line_parse(&p, i, &l->v[l->n++]);
 	if (!ok) {
-		log_warn("%s/revision.sig: %s; replacing it", dir, rc < 0 ? e.msg : "malformed");
+		log_warn("%s/%s: %s; replacing it", dir, name, rc < 0 ? e.msg : "malformed");
 		l->n = 0;
 	}
 	return ok;
 }
 
-/* Add `add`, replacing an entry by the same key. */
-static int sigs_put(struct sig_list *l, const struct sig_line *add, struct err *e)
+/* Add `add`, replacing an entry by the same key (name: the file, for errors). */
+static int sigs_put(struct sig_list *l, const struct sig_line *add, const char *name,
+		    struct err *e)
 {
 	for (size_t i = 0; i < l->n; i++) {
 		if (strcmp(l->v[i].keyid, add->keyid) == 0) {
@@ -286,14 +303,13 @@ static int sigs_put(struct sig_list *l, const struct sig_line *add, struct err *
 		}
 	}
 	if (l->n >= SIG_MAX_SIGS)
-		return err_set(e, E2BIG,
-			       "revision.sig already holds %d signatures, the most allowed",
+		return err_set(e, E2BIG, "%s already holds %d signatures, the most allowed", name,
 			       SIG_MAX_SIGS);
 	l->v[l->n++] = *add;
 	return 0;
 }
 
-static int sigs_write(int dirfd, const struct sig_list *l, struct err *e)
+static int sigs_write(int dirfd, const char *name, const struct sig_list *l, struct err *e)
 {
 	_cleanup_(jw_free) struct jw w;
 	jw_init_dyn(&w, true);
@@ -313,7 +329,7 @@ static int sigs_write(int dirfd, const struct sig_list *l, struct err *e)
 	int rc = jw_finish(&w, e);
 	if (rc < 0)
 		return rc;
-	return storage_write_durable(dirfd, "revision.sig", w.buf, w.len, 0644, e);
+	return storage_write_durable(dirfd, name, w.buf, w.len, 0644, e);
 }
 
 static int line_make(const char *keypath, const char *doc, size_t len, struct sig_line *l,
@@ -330,26 +346,59 @@ static int line_make(const char *keypath, const char *doc, size_t len, struct si
 	return 0;
 }
 
-int pack_sign(const char *outdir, const char *keypath, struct err *e)
+/* Present, or there but unreadable (reading it then says why). */
+static bool has_file(int dirfd, const char *name)
+{
+	struct stat st;
+	return fstatat(dirfd, name, &st, 0) == 0 || errno != ENOENT;
+}
+
+/* The one document in dirfd there is to sign. */
+static int doc_pick(int dirfd, const struct sign_files **out, struct err *e)
+{
+	bool rev = has_file(dirfd, sign_files[DOC_REVISION].doc);
+	bool keys = has_file(dirfd, sign_files[DOC_KEYS].doc);
+	if (rev && keys)
+		return err_set(e, EINVAL, "both revision.json and keys.json: keep a keys document "
+					  "in a directory of its own");
+	if (!rev && !keys)
+		return err_set(e, ENOENT, "no revision.json (cairn-pack build) and no keys.json "
+					  "(cairn-pack keys)");
+	*out = &sign_files[keys ? DOC_KEYS : DOC_REVISION];
+	return 0;
+}
+
+int pack_sign_doc(const char *outdir, const char *keypath, const char **signed_name,
+		  struct err *e)
 {
 	_cleanup_close_ int dirfd = open(outdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dirfd < 0)
 		return err_set(e, errno, "sign %s: %s", outdir, strerror(errno));
 	_cleanup_free_ char *doc = NULL;
+	const struct sign_files *d = NULL;
 	size_t len = 0;
 	struct sig_line line;
 	struct sig_list list;
 
-	int rc = file_read_all(dirfd, "revision.json", REV_MAX_DOC, &doc, &len, e);
+	int rc = doc_pick(dirfd, &d, e);
+	if (rc == 0)
+		rc = file_read_all(dirfd, d->doc, d->max, &doc, &len, e);
 	if (rc == 0)
 		rc = line_make(keypath, doc, len, &line, e);
 	if (rc < 0)
 		return err_prefix(e, "sign %s", outdir);
-	sigs_read(dirfd, outdir, &list);
-	rc = sigs_put(&list, &line, e);
+	sigs_read(dirfd, outdir, d->sig, &list);
+	rc = sigs_put(&list, &line, d->sig, e);
 	if (rc == 0)
-		rc = sigs_write(dirfd, &list, e);
+		rc = sigs_write(dirfd, d->sig, &list, e);
 	if (rc < 0)
 		return err_prefix(e, "sign %s", outdir);
+	if (signed_name)
+		*signed_name = d->doc;
 	return 0;
+}
+
+int pack_sign(const char *outdir, const char *keypath, struct err *e)
+{
+	return pack_sign_doc(outdir, keypath, NULL, e);
 }

@@ -19,6 +19,7 @@
 #include "../../lib/cleanup.h"
 #include "../../lib/err.h"
 #include "../../lib/util.h"
+#include "../../trails/trails.h"
 #include "pack.h"
 
 enum {
@@ -27,7 +28,6 @@ enum {
 	EXIT_USAGE = 2,
 };
 
-#define CMD_MAX_POS 4
 #define CMD_MAX_OPTS 4
 
 struct opt {
@@ -37,7 +37,8 @@ struct opt {
 };
 
 struct args {
-	const char *pos[CMD_MAX_POS];
+	const char **pos; /* npos positionals (room for every argument) */
+	unsigned npos;
 	const char *opt[CMD_MAX_OPTS]; /* values, by index into cmd.opts; NULL if absent,
 					* "" for a flag that is present */
 };
@@ -45,7 +46,8 @@ struct args {
 struct cmd {
 	const char *name;
 	const char *pos;  /* positional placeholders for the usage text */
-	unsigned npos;    /* exactly this many positionals */
+	unsigned npos;    /* exactly this many positionals, */
+	bool more;        /* or more: the last one repeats ("OUT PUB...") */
 	struct opt opts[CMD_MAX_OPTS];
 	const char *help; /* one line */
 	int (*run)(const struct args *a, struct err *e);
@@ -77,10 +79,44 @@ static int cmd_build(const struct args *a, struct err *e)
 
 static int cmd_sign(const struct args *a, struct err *e)
 {
-	int r = pack_sign(a->pos[0], a->opt[0], e);
+	const char *doc = NULL;
+	int r = pack_sign_doc(a->pos[0], a->opt[0], &doc, e);
 	if (r < 0)
 		return r;
-	printf("signed %s/revision.json\n", a->pos[0]);
+	printf("signed %s/%s\n", a->pos[0], doc);
+	return 0;
+}
+
+/* The value of option `name`: decimal digits only, min .. max. */
+static int parse_number(const char *name, const char *s, uint64_t min, uint64_t max,
+			uint64_t *out, struct err *e)
+{
+	uint64_t v = 0;
+	bool ok = *s != '\0';
+	for (const char *c = s; ok && *c; c++) {
+		ok = *c >= '0' && *c <= '9' && v <= max;
+		v = v * 10 + (uint64_t)(*c - '0');
+	}
+	if (!ok || v < min || v > max)
+		return err_set(e, EINVAL, "%s %s: must be an integer from %llu to %llu", name, s,
+			       (unsigned long long)min, (unsigned long long)max);
+	*out = v;
+	return 0;
+}
+
+static int cmd_keys(const struct args *a, struct err *e)
+{
+	uint64_t serial = 0, threshold = 1;
+	int r = parse_number("--serial", a->opt[0], 1, REV_MAX_NUMBER, &serial, e);
+	if (r == 0 && a->opt[1])
+		r = parse_number("--threshold", a->opt[1], 1, TRUST_MAX_KEYS, &threshold, e);
+	if (r == 0)
+		r = pack_keys(a->pos[0], serial, (unsigned)threshold, a->pos + 1, a->npos - 1, e);
+	if (r < 0)
+		return r;
+	printf("wrote %s/keys.json: serial %llu, %u key%s, threshold %llu (unsigned: run "
+	       "cairn-pack sign with a root key)\n", a->pos[0], (unsigned long long)serial,
+	       a->npos - 1, a->npos == 2 ? "" : "s", (unsigned long long)threshold);
 	return 0;
 }
 
@@ -131,24 +167,29 @@ static int cmd_fleet(const struct args *a, struct err *e)
 }
 
 static const struct cmd cmds[] = {
-	{"keygen", "DIR", 1, {{0}}, "create DIR/signing.key and DIR/signing.pub (ECDSA P-256)",
-	 cmd_keygen},
-	{"build", "SPEC.json", 1, {{"--out", "OUT", true}},
+	{"keygen", "DIR", 1, false, {{0}},
+	 "create DIR/signing.key and DIR/signing.pub (ECDSA P-256)", cmd_keygen},
+	{"build", "SPEC.json", 1, false, {{"--out", "OUT", true}},
 	 "build the objects and OUT/revision.json described by SPEC.json", cmd_build},
-	{"sign", "OUT", 1, {{"--key", "KEY", true}},
-	 "add a signature by KEY (PEM private key) to OUT/revision.sig", cmd_sign},
-	{"verify", "OUT", 1, {{"--trust", "PUB_OR_DIR", true}},
+	{"sign", "OUT", 1, false, {{"--key", "KEY", true}},
+	 "add a signature by KEY (PEM private key) to OUT/revision.sig "
+	 "(OUT/keys.sig for a keys document)",
+	 cmd_sign},
+	{"verify", "OUT", 1, false, {{"--trust", "PUB_OR_DIR", true}},
 	 "check OUT's signature against trusted keys, its schema and every object", cmd_verify},
-	{"install", "OUT", 1,
+	{"install", "OUT", 1, false,
 	 {{"--storage", "DIR", true}, {"--trust", "PUB_OR_DIR", true}, {"--force", NULL, false}},
 	 "provision: install OUT into a device storage DIR as its committed revision", cmd_install},
-	{"publish", "OUT", 1,
+	{"publish", "OUT", 1, false,
 	 {{"--hub", "DIR", true}, {"--device", "ID", false}, {"--group", "NAME", false},
 	  {"--trust", "PUB_OR_DIR", false}},
 	 "place OUT on a hub directory for one device or a group (exactly one of the two)",
 	 cmd_publish},
-	{"fleet", "DIR", 1, {{"--json", NULL, false}},
+	{"fleet", "DIR", 1, false, {{"--json", NULL, false}},
 	 "list the devices of hub DIR: assignment and last report", cmd_fleet},
+	{"keys", "OUT PUB...", 2, true, {{"--serial", "N", true}, {"--threshold", "T", false}},
+	 "write OUT/keys.json naming the signing keys PUB... (PEM), for the roots to sign",
+	 cmd_keys},
 };
 
 /* ---------------- argument handling ---------------- */
@@ -204,7 +245,6 @@ static const char *opt_value(const struct opt *o, const char *eq, int argc, char
  * everything after "--" is positional. */
 static int args_parse(const struct cmd *c, int argc, char **argv, struct args *a)
 {
-	unsigned npos = 0;
 	bool only_pos = false;
 	for (int i = 0; i < argc; i++) {
 		const char *s = argv[i];
@@ -213,9 +253,9 @@ static int args_parse(const struct cmd *c, int argc, char **argv, struct args *a
 			continue;
 		}
 		if (only_pos || s[0] != '-' || !s[1]) {
-			if (npos >= c->npos)
+			if (a->npos >= c->npos && !c->more)
 				return usage_error(c, "unexpected argument", s);
-			a->pos[npos++] = s;
+			a->pos[a->npos++] = s;
 			continue;
 		}
 		if (!strcmp(s, "--help") || !strcmp(s, "-h"))
@@ -234,7 +274,7 @@ static int args_parse(const struct cmd *c, int argc, char **argv, struct args *a
 			return usage_error(c, c->opts[k].arg ? "missing value for" : "no value allowed for",
 					   name);
 	}
-	if (npos < c->npos)
+	if (a->npos < c->npos)
 		return usage_error(c, "missing", c->pos);
 	for (int k = 0; k < CMD_MAX_OPTS && c->opts[k].name; k++)
 		if (c->opts[k].required && !a->opt[k])
@@ -260,7 +300,12 @@ int main(int argc, char **argv)
 			fprintf(stderr, "cairn-pack: unknown command '%s'\n", argv[1]);
 		return usage(NULL);
 	}
-	struct args a = {{0}};
+	_cleanup_free_ const char **pos = calloc((size_t)argc, sizeof(*pos));
+	if (!pos) {
+		fprintf(stderr, "cairn-pack: out of memory\n");
+		return EXIT_FAILED;
+	}
+	struct args a = {.pos = pos};
 	int r = args_parse(c, argc - 2, argv + 2, &a);
 	if (r)
 		return r;

@@ -3,7 +3,8 @@
  * A revision directory ("OUT") looks like:
  *   OUT/revision.json  OUT/revision.sig  OUT/objects/sha256/ab/<62 hex>
  * (the object layout is the device store's, so OUT can be opened with
- * storage_open()). */
+ * storage_open()). A keys document (`cairn-pack keys`) gets a directory of its
+ * own: OUT/keys.json  OUT/keys.sig. */
 #ifndef CAIRN_PACK_H
 #define CAIRN_PACK_H
 
@@ -18,14 +19,29 @@
 /* Write dir/signing.key (PEM private, mode 0600) and dir/signing.pub (PEM
  * public). Refuses to overwrite an existing key. */
 int pack_keygen(const char *dir, struct err *e) _must_check_;
-/* Sign outdir/revision.json with the PEM private key at keypath; creates
- * outdir/revision.sig or adds this key's signature to it (replacing an older
- * signature by the same key). */
+/* Sign the document of outdir with the PEM private key at keypath:
+ * revision.json into revision.sig, or keys.json into keys.sig (outdir must
+ * hold exactly one of the two). Creates the signature file or adds this
+ * key's signature to it (replacing an older signature by the same key).
+ * *signed_name (if not NULL): the document signed, "revision.json" or
+ * "keys.json". pack_sign: the same, without telling. */
+int pack_sign_doc(const char *outdir, const char *keypath, const char **signed_name,
+		  struct err *e) _must_check_;
 int pack_sign(const char *outdir, const char *keypath, struct err *e) _must_check_;
 /* The signature entry primitive: ECDSA-P256/SHA-256 over doc, DER signature
  * into sig (cap >= 80), key id of the signer. Used by pack_sign and tests. */
 int pack_sign_bytes(const char *keypath, const void *doc, size_t len, unsigned char *sig,
 		    size_t cap, size_t *siglen, char keyid[72], struct err *e) _must_check_;
+
+/* keysdoc.c — write outdir/keys.json (trails/REVISION.md "Signing keys"):
+ * the keys document of this serial naming the PEM public keys in the files
+ * pubs[0 .. n), each file's bytes as they are, in this order; `threshold`
+ * of them must sign a revision. Checked as a device checks it (1 ... 32 P-256
+ * keys, no key twice, threshold 1 ... n, at most KEYS_MAX_DOC bytes) before
+ * anything is written. outdir is created if missing; an existing keys.json
+ * is never replaced. The caller has checked serial (1 ... 2^53-1). */
+int pack_keys(const char *outdir, uint64_t serial, unsigned threshold, const char *const *pubs,
+	      size_t n, struct err *e) _must_check_;
 
 /* build.c — SPEC.json (REV_PARSE_SPEC) -> outdir/revision.json + objects. */
 int pack_build(const char *spec_path, const char *outdir, struct err *e) _must_check_;
