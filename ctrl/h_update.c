@@ -229,8 +229,7 @@ void ctrl_h_keys_put(struct ctrl *c, const struct ctrl_req *rq, struct ctrl_resp
 		const char *label = ctrl_caller_label(rq->caller, who, sizeof(who));
 		int r = trails_keys_put(c->tr, b.doc, b.doclen, b.sig, b.siglen, &changed, &e);
 		if (r < 0)
-			log_warn("%s: keys document refused: %s%s%s", label, e.field,
-				 e.field[0] ? ": " : "", e.msg);
+			log_warn("%s: keys document refused: %s", label, e.msg);
 		else if (changed)
 			log_info("%s: keys document installed", label);
 		if (r == 0)

@@ -144,7 +144,8 @@ static int keys_rm(struct storage *s, const char *name, struct err *e)
 	return storage_rmtree(path, e);
 }
 
-/* Serial directory names under keys/, highest first; *n of them. */
+/* Serial directory names under keys/, highest first; *n of them (the cap
+ * highest, whatever else a damaged directory holds). */
 static int keys_serials(int dirfd, uint64_t *out, size_t cap, size_t *n, struct err *e)
 {
 	int fd = dup(dirfd);
@@ -158,9 +159,10 @@ static int keys_serials(int dirfd, uint64_t *out, size_t cap, size_t *n, struct 
 	struct dirent *de;
 	while ((de = readdir(d))) {
 		uint64_t v;
-		if (!trails_rev_dirname(de->d_name, &v) || v > KEYS_SERIAL_MAX || *n >= cap)
+		if (!trails_rev_dirname(de->d_name, &v) || v > KEYS_SERIAL_MAX ||
+		    (*n == cap && out[cap - 1] >= v))
 			continue;
-		size_t at = (*n)++;
+		size_t at = *n < cap ? (*n)++ : cap - 1;
 		while (at > 0 && out[at - 1] < v) {
 			out[at] = out[at - 1];
 			at--;
@@ -229,8 +231,7 @@ int keys_load(struct storage *s, struct trust *t, struct err *e)
 				 (unsigned long long)serials[i], trust_count(trust_signing(t)));
 			return 0;
 		}
-		log_err("keys: serial %llu skipped: %s%s%s", (unsigned long long)serials[i],
-			ke.field, ke.field[0] ? ": " : "", ke.msg);
+		log_err("keys: serial %llu skipped: %s", (unsigned long long)serials[i], ke.msg);
 	}
 	return 0;
 }
