@@ -115,12 +115,29 @@ static void new_update(struct trails_hub *h, uint64_t rev)
 	loop_timer_disarm(h->loop, &h->fetch_timer);
 }
 
+/* The pointer's keys document first: the revision may be signed by a key
+ * it names. A refusal is logged and the revision offered anyway (signed by
+ * the keys in effect, it still installs; if not, its refusal says why). */
+static void offer_keys(struct trails_hub *h, const struct hub_pointer *ptr)
+{
+	bool changed = false;
+	struct err ke = ERR_INIT;
+	if (!ptr->kdoc)
+		return;
+	if (trails_keys_put(h->tr, ptr->kdoc, ptr->kdoclen, ptr->ksig, ptr->ksiglen, &changed,
+			    &ke) < 0)
+		log_warn("keys document from the hub refused: %s", ke.msg);
+	else if (changed)
+		log_info("keys document from the hub in effect");
+}
+
 /* 0: handled (the engine decided, even if it refused); < 0: try again later. */
 static int offer(struct trails_hub *h, const struct hub_pointer *ptr, struct err *e)
 {
 	struct trails_offer off;
 	struct err oe = ERR_INIT;
 	new_update(h, ptr->revision);
+	offer_keys(h, ptr);
 	int r = trails_offer(h->tr, ptr->revision, ptr->doc, ptr->doclen, ptr->sig, ptr->siglen, &off,
 			     &oe);
 	if (r < 0) {

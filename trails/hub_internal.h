@@ -33,7 +33,9 @@
 #define HUB_DESIRED_FILE "desired.json"
 #define HUB_PART_SUFFIX ".part"
 #define HUB_PART_NAME_LEN (DIGEST_HEX_LEN + 5)
-#define HUB_DESIRED_MAX (2 * ((uint64_t)REV_MAX_DOC + SIG_MAX_FILE) + 4096)
+/* room for JSON escaping (x2) of the revision's files and a keys document's */
+#define HUB_DESIRED_MAX \
+	(2 * ((uint64_t)REV_MAX_DOC + SIG_MAX_FILE + KEYS_MAX_DOC + SIG_MAX_FILE) + 4096)
 #define HUB_REPORT_MAX 8192
 #define HUB_TOKEN_MAX 4096
 #define HUB_ETAG_MAX 256
@@ -174,6 +176,8 @@ struct hub_pointer {
 	uint64_t revision;
 	char *doc, *sig;
 	size_t doclen, siglen;
+	char *kdoc, *ksig; /* the optional keys document (NULL: none) */
+	size_t kdoclen, ksiglen;
 };
 int hub_pointer_parse(const char *body, size_t len, struct hub_pointer *out,
 		      struct err *e) _must_check_;

@@ -142,9 +142,10 @@ class Hub:
             pass
         return out
 
-    def publish(self, out, device=None, group=None, check=True):
+    def publish(self, out, device=None, group=None, check=True, keys=None):
         args = [os.path.join(BUILD, "cairn-pack"), "publish", str(out), "--hub", self.dir]
         args += ["--device", device] if device else ["--group", group]
+        args += ["--keys", str(keys)] if keys else []
         r = subprocess.run(args, capture_output=True, text=True, timeout=120)
         if check:
             assert r.returncode == 0, "publish: exit %d\n%s" % (r.returncode, r.stderr)

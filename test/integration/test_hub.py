@@ -689,6 +689,53 @@ def test_a_download_cut_at_random_offsets_resumes_within_ten_percent(fleet):
     assert st["running"] == 2 and d.containers()["big"]["state"] == "READY"
 
 
+def signed_by(out, key):
+    """Re-sign OUT by key alone (the device's root signed it first)."""
+    os.unlink(os.path.join(out, "revision.sig"))
+    helpers.pack_ok("sign", out, "--key", key)
+    return out
+
+
+def keys_doc(d, name, serial, pub, signer):
+    out = os.path.join(d.root, name)
+    helpers.pack_ok("keys", out, pub, "--serial", str(serial))
+    helpers.pack_ok("sign", out, "--key", signer)
+    return out
+
+
+def test_a_revision_signed_by_a_new_key_arrives_with_its_keys_document(fleet):
+    d, hub = fleet.dev, fleet.hub
+    root = os.path.join(d.keys, "signing.key")
+    d.install(d.build([ctr("a")], revision=1, groups=GROUPS))
+    d.boot_hub(hub.url)
+    d.wait_state("a", "READY")
+    s1, s2 = (os.path.join(d.root, n) for n in ("s1", "s2"))
+    for k in (s1, s2):
+        helpers.pack_ok("keygen", k)
+    # the build server's key S1, named by a keys document the root signed
+    k1 = keys_doc(d, "k1", 1, os.path.join(s1, "signing.pub"), root)
+    out2 = signed_by(d.build([ctr("a", rootfs=d.variant("k2"))], revision=2, groups=GROUPS),
+                     os.path.join(s1, "signing.key"))
+    hub.publish(out2, device=DEV_ID, keys=k1)
+    d.poll_now()
+    st = fleet.report(state_is("DONE", 2), 60, "revision 2 (signed by S1) DONE")
+    assert st["running"] == 2, st
+    _, keys = d.api("GET", "/v1/keys")
+    assert keys["serial"] == 1 and len(keys["keys"]) == 1, keys
+    # a keys document signed by S1 (not a root) naming S2: refused, and the
+    # revision S2 signed is refused with it; the device keeps serial 1
+    k2 = keys_doc(d, "k2", 2, os.path.join(s2, "signing.pub"), os.path.join(s1, "signing.key"))
+    out3 = signed_by(d.build([ctr("a", rootfs=d.variant("k3"))], revision=3, groups=GROUPS),
+                     os.path.join(s2, "signing.key"))
+    hub.publish(out3, device=DEV_ID, keys=k2)
+    d.poll_now()
+    st = fleet.report(state_is("REJECTED", 3), 60, "revision 3 (signed by S2) REJECTED")
+    assert "not trusted" in st["message"], st
+    assert d.api("GET", "/v1/keys")[1]["serial"] == 1
+    assert "keys document from the hub refused" in d.log()
+    assert d.running() == 2 and not os.path.exists(os.path.join(d.storage, "keys", "2"))
+
+
 HOSTILE = ["tampered-object", "tampered-document", "downgrade", "endless-pointer",
            "endless-object"]
 

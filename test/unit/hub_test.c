@@ -338,6 +338,17 @@ static void test_pointer(void **state)
 	assert_string_equal(p.doc, "{\"a\": \"\xc3\xa9\"}\n");
 	assert_int_equal(p.doclen, strlen("{\"a\": \"\xc3\xa9\"}\n"));
 	assert_string_equal(p.sig, "sig\ttext");
+	assert_null(p.kdoc);
+	hub_pointer_free(&p);
+	/* with a keys document */
+	static const char withkeys[] = "{\"keys\": {\"signature\": \"ks\", \"document\": \"kd\\n\"},"
+				       " \"revision\": 2, \"document\": \"d\", \"signature\": \"s\"}";
+	assert_int_equal(hub_pointer_parse(withkeys, strlen(withkeys), &p, &e), 0);
+	assert_int_equal(p.revision, 2);
+	assert_string_equal(p.kdoc, "kd\n");
+	assert_int_equal(p.kdoclen, 3);
+	assert_string_equal(p.ksig, "ks");
+	assert_string_equal(p.doc, "d");
 	hub_pointer_free(&p);
 	static const struct {
 		const char *js, *msg;
@@ -363,6 +374,20 @@ static void test_pointer(void **state)
 		 "pointer: invalid JSON"},
 		{"{\"revision\": 1, \"document\": \"d\", \"signature\": \"s\"} x", "pointer:"},
 		{"{\"revision\": 1, \"revision\": 2, \"document\": \"d\"}", "pointer: signature"},
+		{"{\"revision\": 1, \"document\": \"d\", \"signature\": \"s\", \"keys\": \"k\"}",
+		 "pointer: keys: want an object"},
+		{"{\"revision\": 1, \"document\": \"d\", \"signature\": \"s\", \"keys\": "
+		 "{\"document\": \"k\"}}",
+		 "pointer: keys: want an object"},
+		{"{\"revision\": 1, \"document\": \"d\", \"signature\": \"s\", \"keys\": "
+		 "{\"document\": \"k\", \"signature\": \"s\", \"x\": 1}}",
+		 "pointer: keys: want an object"},
+		{"{\"revision\": 1, \"document\": \"d\", \"signature\": \"s\", \"keys\": "
+		 "{\"document\": 1, \"signature\": \"s\"}}",
+		 "pointer: keys: document: not a string"},
+		{"{\"revision\": 1, \"document\": \"d\", \"keys\": "
+		 "{\"document\": \"k\", \"signature\": \"s\"}}",
+		 "pointer: want exactly"},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		int r = hub_pointer_parse(bad[i].js, strlen(bad[i].js), &p, &e);

@@ -28,7 +28,7 @@ enum {
 	EXIT_USAGE = 2,
 };
 
-#define CMD_MAX_OPTS 4
+#define CMD_MAX_OPTS 5
 
 struct opt {
 	const char *name; /* "--out" */
@@ -147,7 +147,8 @@ static int cmd_install(const struct args *a, struct err *e)
 static int cmd_publish(const struct args *a, struct err *e)
 {
 	struct pack_publish_result res;
-	int r = pack_publish(a->pos[0], a->opt[0], a->opt[1], a->opt[2], a->opt[3], &res, e);
+	int r = pack_publish(a->pos[0], a->opt[0], a->opt[1], a->opt[2], a->opt[3], a->opt[4],
+			     &res, e);
 	if (r < 0)
 		return r;
 	printf("published revision %llu to %s %s: %zu objects (%zu new, %llu bytes; %zu already "
@@ -182,8 +183,9 @@ static const struct cmd cmds[] = {
 	 "provision: install OUT into a device storage DIR as its committed revision", cmd_install},
 	{"publish", "OUT", 1, false,
 	 {{"--hub", "DIR", true}, {"--device", "ID", false}, {"--group", "NAME", false},
-	  {"--trust", "PUB_OR_DIR", false}},
-	 "place OUT on a hub directory for one device or a group (exactly one of the two)",
+	  {"--trust", "PUB_OR_DIR", false}, {"--keys", "KEYSDIR", false}},
+	 "place OUT on a hub directory for one device or a group (exactly one of the two), "
+	 "with the keys document of KEYSDIR",
 	 cmd_publish},
 	{"fleet", "DIR", 1, false, {{"--json", NULL, false}},
 	 "list the devices of hub DIR: assignment and last report", cmd_fleet},

@@ -63,7 +63,9 @@ int pack_install(const char *outdir, const char *storage_dir, const char *trust_
  * device, or for a group (hubdir/groups/<group>/desired and a copy for every
  * device listed in hubdir/groups/<group>/members). Exactly one of device,
  * group. trust_path may be NULL (then the signature is not checked here; the
- * device checks it anyway). */
+ * device checks it anyway). keys_dir (may be NULL): its keys.json and
+ * keys.sig travel in the desired document (trails/HUB.md), checked against
+ * the roots with trust_path, and their keys count for the revision's check. */
 struct pack_publish_result {
 	uint64_t revision;
 	size_t objects;     /* distinct objects of the revision */
@@ -76,7 +78,8 @@ struct pack_publish_result {
 	size_t unchanged;   /* device desired files that already held this assignment */
 };
 int pack_publish(const char *outdir, const char *hubdir, const char *device, const char *group,
-		 const char *trust_path, struct pack_publish_result *res, struct err *e) _must_check_;
+		 const char *trust_path, const char *keys_dir, struct pack_publish_result *res,
+		 struct err *e) _must_check_;
 
 /* fleet: one line (or with json, one JSON object) per device directory of
  * hubdir/v1/devices, from its desired file and its last status report. */

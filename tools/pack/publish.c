@@ -51,6 +51,8 @@ struct publish {
 	int outfd, hubfd, srcobjfd, dstobjfd;
 	char *doc, *sig;
 	size_t doclen, siglen;
+	char *kdoc, *ksig; /* --keys: the keys document that travels with it */
+	size_t kdoclen, ksiglen;
 	struct revision *rev;
 	struct jw desired;
 	char **members;
@@ -66,6 +68,8 @@ static void publish_done(struct publish *p)
 			close(*fds[i]);
 	free(p->doc);
 	free(p->sig);
+	free(p->kdoc);
+	free(p->ksig);
 	revision_free(p->rev);
 	jw_free(&p->desired);
 	for (size_t i = 0; i < p->nmembers; i++)
@@ -74,6 +78,35 @@ static void publish_done(struct publish *p)
 }
 
 /* ---------------- the revision ---------------- */
+
+/* --keys DIR: DIR/keys.json and DIR/keys.sig, sent with the revision. */
+static int load_keys(struct publish *p, const char *keys_dir, struct err *e)
+{
+	if (!keys_dir)
+		return 0;
+	_cleanup_close_ int fd = open(keys_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return err_set(e, errno, "%s: %s", keys_dir, strerror(errno));
+	int r = file_read_all(fd, "keys.json", KEYS_MAX_DOC, &p->kdoc, &p->kdoclen, e);
+	if (r == 0)
+		r = file_read_all(fd, "keys.sig", SIG_MAX_FILE, &p->ksig, &p->ksiglen, e);
+	return r < 0 ? err_prefix(e, "%s", keys_dir) : 0;
+}
+
+/* With --trust: the keys document is the roots', and its keys count for the
+ * revision as they will on the device. */
+static int check_keys(struct publish *p, struct trust *t, struct err *e)
+{
+	struct trust *sg = NULL;
+	uint64_t serial = 0;
+	if (!p->kdoc)
+		return 0;
+	int r = keys_doc_check(t, p->kdoc, p->kdoclen, p->ksig, p->ksiglen, &sg, &serial, e);
+	if (r < 0)
+		return err_prefix(e, "--keys");
+	trust_set_signing(t, sg, serial);
+	return 0;
+}
 
 static int load_revision(struct publish *p, const char *outdir, const char *trust_path,
 			 struct err *e)
@@ -89,7 +122,7 @@ static int load_revision(struct publish *p, const char *outdir, const char *trus
 		return err_prefix(e, "%s", outdir);
 	if (trust_path) {
 		_cleanup_(trust_freep) struct trust *t = NULL;
-		if ((r = trust_load(trust_path, &t, e)) < 0)
+		if ((r = trust_load(trust_path, &t, e)) < 0 || (r = check_keys(p, t, e)) < 0)
 			return r;
 		if ((r = sig_verify(t, p->doc, p->doclen, p->sig, p->siglen, NULL, e)) < 0)
 			return err_prefix(e, "%s/revision.sig", outdir);
@@ -111,6 +144,15 @@ static int build_desired(struct publish *p, struct err *e)
 	jw_strn(&p->desired, p->doc, p->doclen);
 	jw_key(&p->desired, "signature");
 	jw_strn(&p->desired, p->sig, p->siglen);
+	if (p->kdoc) {
+		jw_key(&p->desired, "keys");
+		jw_obj_open(&p->desired);
+		jw_key(&p->desired, "document");
+		jw_strn(&p->desired, p->kdoc, p->kdoclen);
+		jw_key(&p->desired, "signature");
+		jw_strn(&p->desired, p->ksig, p->ksiglen);
+		jw_obj_close(&p->desired);
+	}
 	jw_obj_close(&p->desired);
 	int r = jw_finish(&p->desired, e);
 	return r < 0 ? err_prefix(e, "desired document") : 0;
@@ -489,7 +531,8 @@ static int check_target(const char *device, const char *group, struct err *e)
 }
 
 int pack_publish(const char *outdir, const char *hubdir, const char *device, const char *group,
-		 const char *trust_path, struct pack_publish_result *res, struct err *e)
+		 const char *trust_path, const char *keys_dir, struct pack_publish_result *res,
+		 struct err *e)
 {
 	struct publish p = {.outfd = -1, .hubfd = -1, .srcobjfd = -1, .dstobjfd = -1, .res = res};
 	*res = (struct pack_publish_result){0};
@@ -498,6 +541,8 @@ int pack_publish(const char *outdir, const char *hubdir, const char *device, con
 		return r;
 	if ((p.outfd = open(outdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		r = err_set(e, errno, "%s: %s", outdir, strerror(errno));
+	if (r >= 0)
+		r = load_keys(&p, keys_dir, e);
 	if (r >= 0)
 		r = load_revision(&p, outdir, trust_path, e);
 	if (r >= 0)
