@@ -28,6 +28,8 @@
  * revision.sig (SIG_MAX_FILE, 64 KiB) as JSON strings, with room for the
  * escaping of the document's quotes and newlines. */
 #define CTRL_REV_BODY_MAX (2560 * 1024)
+/* PUT /v1/keys: keys.json and keys.sig JSON-escaped (x2), and the rest */
+#define CTRL_KEYS_BODY_MAX (2 * (KEYS_MAX_DOC + SIG_MAX_FILE) + 4096)
 /* Every buffered body in flight, all sockets together: a request whose
  * body would pass it is 503 (a few large uploads at once, not hundreds). */
 #define CTRL_BUFFER_BUDGET (8u * 1024 * 1024)

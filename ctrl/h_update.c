@@ -130,7 +130,8 @@ static bool take_str(const struct jp *p, int i, const char *key, size_t max, cha
 	return true;
 }
 
-static bool offer_parse(const struct ctrl_req *rq, struct offer_body *b, struct ctrl_resp *rs)
+static bool offer_parse(const struct ctrl_req *rq, size_t doc_max, struct offer_body *b,
+			struct ctrl_resp *rs)
 {
 	jsmntok_t tok[16];
 	struct jp p;
@@ -154,7 +155,7 @@ static bool offer_parse(const struct ctrl_req *rq, struct offer_body *b, struct 
 					is_doc || is_sig ? "duplicate" : "unknown");
 			return false;
 		}
-		if (!(is_doc ? take_str(&p, i + 1, "document", REV_MAX_DOC, &b->doc, &b->doclen, rs)
+		if (!(is_doc ? take_str(&p, i + 1, "document", doc_max, &b->doc, &b->doclen, rs)
 			     : take_str(&p, i + 1, "signature", SIG_MAX_FILE, &b->sig, &b->siglen, rs)))
 			return false;
 	}
@@ -188,7 +189,7 @@ void ctrl_h_revision_put(struct ctrl *c, const struct ctrl_req *rq, struct ctrl_
 	if (!ctrl_param_rev(rq, 0, &rev, rs) || !engine_present(c, rs))
 		return;
 	struct offer_body b = {0};
-	if (offer_parse(rq, &b, rs)) {
+	if (offer_parse(rq, REV_MAX_DOC, &b, rs)) {
 		static struct trails_offer o; /* one thread; ~2 KiB */
 		struct err e = ERR_INIT;
 		memset(&o, 0, sizeof(o));
@@ -222,16 +223,14 @@ void ctrl_h_keys(struct ctrl *c, const struct ctrl_req *rq, struct ctrl_resp *rs
 void ctrl_h_keys_put(struct ctrl *c, const struct ctrl_req *rq, struct ctrl_resp *rs)
 {
 	struct offer_body b = {0};
-	if (engine_present(c, rs) && offer_parse(rq, &b, rs)) {
+	if (engine_present(c, rs) && offer_parse(rq, KEYS_MAX_DOC, &b, rs)) {
 		struct err e = ERR_INIT;
 		bool changed = false;
 		char who[64];
 		const char *label = ctrl_caller_label(rq->caller, who, sizeof(who));
 		int r = trails_keys_put(c->tr, b.doc, b.doclen, b.sig, b.siglen, &changed, &e);
-		if (r < 0)
+		if (r < 0) /* the engine logs what it put into effect */
 			log_warn("%s: keys document refused: %s", label, e.msg);
-		else if (changed)
-			log_info("%s: keys document installed", label);
 		if (r == 0)
 			r = trails_json_keys(c->tr, &changed, &rs->w, &e);
 		engine_json(rs, r, &e);

@@ -178,7 +178,7 @@ static const struct ctrl_route routes[] = {
 	{"POST", "/v1/revisions/*/run", ADMIN | MGMT, PLAIN, NOBODY, 0, ctrl_h_revision_run, NULL},
 	{"GET", "/v1/progress", ADMIN | MGMT, PLAIN, NOBODY, 0, ctrl_h_progress, NULL},
 	{"GET", "/v1/keys", ADMIN | MGMT, PLAIN, NOBODY, 0, ctrl_h_keys, NULL},
-	{"PUT", "/v1/keys", ADMIN | MGMT, PLAIN, JSON, CTRL_REV_BODY_MAX, ctrl_h_keys_put, NULL},
+	{"PUT", "/v1/keys", ADMIN | MGMT, PLAIN, JSON, CTRL_KEYS_BODY_MAX, ctrl_h_keys_put, NULL},
 	{"HEAD", "/v1/objects/*", ADMIN | MGMT, PLAIN, NOBODY, 0, ctrl_h_object_head, NULL},
 	{"PUT", "/v1/objects/*", ADMIN | MGMT, PLAIN, CTRL_BODY_STREAM, 0, NULL, &ctrl_object_put},
 	{"GET", "/v1/meta/user", ADMIN | ANY, PLAIN, NOBODY, 0, ctrl_h_meta_list, NULL},

@@ -151,7 +151,9 @@ DEFINE_FREEP(struct revision, revision_free)
 DEFINE_FREEP(struct trust, trust_free)
 DEFINE_FREEP(struct storage, storage_close)
 
-/* trails/<rev>/revision.json, its signature checked with the trust roots. */
+/* trails/<rev>/revision.json, its signature checked with the trust roots and
+ * the signing keys they vouch for (keys/ on the storage; unreadable: the
+ * roots alone, logged), as the orchestrator will check it. */
 static int bsp_revision(struct storage *s, const char *trustdir, uint64_t rev,
 			struct revision **out, struct err *e)
 {
@@ -171,6 +173,9 @@ static int bsp_revision(struct storage *s, const char *trustdir, uint64_t rev,
 		r = file_read_all(dfd, "revision.sig", SIG_MAX_FILE, &sig, &siglen, e);
 	if (r >= 0)
 		r = trust_load(trustdir, &t, e);
+	struct err ke = ERR_INIT;
+	if (r >= 0 && keys_load(s, t, &ke) < 0)
+		log_warn("signing keys: %s (only the roots count)", ke.msg);
 	if (r >= 0 && (r = sig_verify(t, doc, doclen, sig, siglen, NULL, e)) < 0)
 		err_prefix(e, "signature");
 	if (r >= 0 && (r = revision_parse(doc, doclen, REV_PARSE_DEVICE, out, e)) < 0)

@@ -2,8 +2,9 @@
  * document (trails/keys.c) takes effect, never stranding the device.
  *
  * The check before anything changes: the committed revision, the staged or
- * running try and the revision running now must each verify under the roots
- * plus the new signing keys (their documents only: the objects were hashed
+ * running try, the revision running now and one whose objects a worker is
+ * re-hashing before its try must each verify under the roots plus the new
+ * signing keys (their documents only: the objects were hashed
  * when they were installed and are again when they run). Then the document
  * is stored durably and becomes the engine's trust at once; processes forked
  * later (hub helpers, verify workers) inherit it. */
@@ -19,23 +20,33 @@
 
 DEFINE_FREEP(struct trust, trust_free)
 
-/* Every revision the device may boot or run still verifies under `t`. */
+static int doc_loads(struct trails *tr, uint64_t rev, const struct trust *t, struct err *e)
+{
+	struct revision *r = NULL;
+	int rc = trails_load_doc(tr->cfg.storage, rev, t, &r, e);
+	revision_free(r);
+	return rc;
+}
+
+/* Every revision the device may boot or run still verifies under `t`: the
+ * committed one, the try, the running one, and one being verified to be
+ * tried. Whatever stops one that verifies today (a signature, or an error
+ * reading it now) refuses the rotation. */
 static int keys_strand_check(struct trails *tr, const struct trust *t, struct err *e)
 {
-	const uint64_t revs[] = {tr->bs.committed, tr->bs.try_rev, tr->running};
-	const char *what[] = {"the committed revision", "the try", "the running revision"};
+	const uint64_t revs[] = {tr->bs.committed, tr->bs.try_rev, tr->running,
+				 tr->op == TR_OP_VERIFY ? tr->verify.rev : 0};
+	const char *what[] = {"the committed revision", "the try", "the running revision",
+			      "being verified to be tried"};
 	for (size_t i = 0; i < ARRAY_SIZE(revs); i++) {
-		if (revs[i] == 0 || (i > 0 && revs[i] == revs[0]))
+		struct err le = ERR_INIT, ce = ERR_INIT;
+		if (revs[i] == 0 || doc_loads(tr, revs[i], t, &le) == 0 ||
+		    doc_loads(tr, revs[i], tr->cfg.trust, &ce) < 0)
 			continue;
-		struct revision *r = NULL;
-		struct err le = ERR_INIT;
-		int rc = trails_load_doc(tr->cfg.storage, revs[i], t, &r, &le);
-		revision_free(r);
-		if (rc == -EKEYREJECTED)
-			return err_field(e, EKEYREJECTED, "keys",
-					 "revision %llu (%s) would no longer verify: %s; sign a "
-					 "revision with the new keys and commit it first",
-					 (unsigned long long)revs[i], what[i], le.msg);
+		return err_field(e, EKEYREJECTED, "keys",
+				 "revision %llu (%s) would no longer verify: %s; sign a "
+				 "revision with the new keys and commit it first",
+				 (unsigned long long)revs[i], what[i], le.msg);
 	}
 	return 0;
 }

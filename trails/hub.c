@@ -116,19 +116,32 @@ static void new_update(struct trails_hub *h, uint64_t rev)
 }
 
 /* The pointer's keys document first: the revision may be signed by a key
- * it names. A refusal is logged and the revision offered anyway (signed by
- * the keys in effect, it still installs; if not, its refusal says why). */
-static void offer_keys(struct trails_hub *h, const struct hub_pointer *ptr)
+ * it names. A refusal of the document itself is logged and the revision
+ * offered anyway (signed by the keys in effect, it still installs; if not,
+ * its refusal says why); a failure to store it (< 0) is retried with the
+ * poll. The engine logs what it puts into effect. */
+static int offer_keys(struct trails_hub *h, const struct hub_pointer *ptr, struct err *e)
 {
 	bool changed = false;
-	struct err ke = ERR_INIT;
 	if (!ptr->kdoc)
-		return;
-	if (trails_keys_put(h->tr, ptr->kdoc, ptr->kdoclen, ptr->ksig, ptr->ksiglen, &changed,
-			    &ke) < 0)
-		log_warn("keys document from the hub refused: %s", ke.msg);
-	else if (changed)
-		log_info("keys document from the hub in effect");
+		return 0;
+	int r = trails_keys_put(h->tr, ptr->kdoc, ptr->kdoclen, ptr->ksig, ptr->ksiglen, &changed,
+				e);
+	switch (-r) {
+	case 0:
+		return 0;
+	case EKEYREJECTED:
+	case ERANGE:
+	case EEXIST:
+	case EINVAL:
+	case EFBIG:
+	case E2BIG:
+		log_warn("keys document from the hub refused: %s", e->msg);
+		err_clear(e);
+		return 0;
+	default:
+		return err_prefix(e, "keys document");
+	}
 }
 
 /* 0: handled (the engine decided, even if it refused); < 0: try again later. */
@@ -137,7 +150,9 @@ static int offer(struct trails_hub *h, const struct hub_pointer *ptr, struct err
 	struct trails_offer off;
 	struct err oe = ERR_INIT;
 	new_update(h, ptr->revision);
-	offer_keys(h, ptr);
+	int kr = offer_keys(h, ptr, e);
+	if (kr < 0)
+		return kr;
 	int r = trails_offer(h->tr, ptr->revision, ptr->doc, ptr->doclen, ptr->sig, ptr->siglen, &off,
 			     &oe);
 	if (r < 0) {

@@ -13,7 +13,12 @@
  *   there is logged: the higher serial wins at every boot anyway). A power
  *   cut leaves the old serial or the new one, never neither.
  * - At boot a serial whose files do not verify (damage) is skipped with an
- *   error in the log; the next lower one that verifies is used. */
+ *   error in the log; the next lower one that verifies is used. Older
+ *   serials are pruned once a new one is stored (they may name revoked
+ *   keys), so in practice a damaged document leaves the roots alone: a
+ *   revision signed by the roots still boots, one signed only by signing
+ *   keys is refused until a new document arrives. */
+#define LOG_MODULE "trails"
 #include "trails_internal.h"
 
 #include <dirent.h>
@@ -32,6 +37,7 @@
 #define KEYS_DIR "keys"
 #define KEYS_NEW ".new"
 #define KEYS_SERIAL_MAX ((1ull << 53) - 1)
+#define KEYS_SERIALS_MAX 64 /* serial dirs considered at load: the highest */
 /* the object, 4 members (8 tokens), TRUST_MAX_KEYS strings, and one more
  * so that a 33rd key is seen as too many, not as a token shortage */
 #define KEYS_MAX_TOKENS (1 + 8 + TRUST_MAX_KEYS + 1)
@@ -95,10 +101,13 @@ static int keys_parse(const char *doc, size_t len, struct trust **out, uint64_t 
 	size_t plen[TRUST_MAX_KEYS] = {0}, n = 0;
 	long long th = 0;
 	rc = keys_pems(&p, idx[3], pem, plen, &n, e);
+	/* a revision.sig holds SIG_MAX_SIGS signatures: a higher threshold
+	 * could never be met */
+	size_t most = n < SIG_MAX_SIGS ? n : SIG_MAX_SIGS;
 	if (rc == 0 && (!jp_is(&p, idx[2], JSMN_PRIMITIVE) ||
-			jp_int(&p, idx[2], 1, (long long)n, &th) < 0))
-		rc = err_field(e, EINVAL, "threshold", "must be an integer from 1 to %zu (the keys)",
-			       n);
+			jp_int(&p, idx[2], 1, (long long)most, &th) < 0))
+		rc = err_field(e, EINVAL, "threshold", "must be an integer from 1 to %zu (%s)", most,
+			       most == n ? "the keys" : "the signatures a revision.sig holds");
 	if (rc == 0)
 		rc = trust_from_pems((const char *const *)pem, plen, n, (unsigned)th, out, e);
 	for (size_t k = 0; k < n; k++)
@@ -148,16 +157,17 @@ static int keys_rm(struct storage *s, const char *name, struct err *e)
  * highest, whatever else a damaged directory holds). */
 static int keys_serials(int dirfd, uint64_t *out, size_t cap, size_t *n, struct err *e)
 {
-	int fd = dup(dirfd);
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* its own position */
 	_cleanup_closedir_ DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
 	if (!d) {
+		int err = errno;
 		if (fd >= 0)
 			close(fd);
-		return err_set(e, errno, "keys: %s", strerror(errno));
+		return err_set(e, err, "keys: %s", strerror(err));
 	}
 	*n = 0;
 	struct dirent *de;
-	while ((de = readdir(d))) {
+	while ((errno = 0, de = readdir(d))) {
 		uint64_t v;
 		if (!trails_rev_dirname(de->d_name, &v) || v > KEYS_SERIAL_MAX ||
 		    (*n == cap && out[cap - 1] >= v))
@@ -169,7 +179,7 @@ static int keys_serials(int dirfd, uint64_t *out, size_t cap, size_t *n, struct 
 		}
 		out[at] = v;
 	}
-	return 0;
+	return errno ? err_set(e, errno, "keys: %s", strerror(errno)) : 0;
 }
 
 static int keys_read(int dirfd, uint64_t serial, char **doc, size_t *doclen, char **sig,
@@ -219,9 +229,9 @@ int keys_load(struct storage *s, struct trust *t, struct err *e)
 	struct err le = ERR_INIT;
 	if (keys_rm(s, KEYS_NEW, &le) < 0)
 		log_warn("keys: removing an interrupted write: %s", le.msg);
-	uint64_t serials[64];
+	uint64_t serials[KEYS_SERIALS_MAX];
 	size_t n = 0;
-	int rc = keys_serials(dirfd, serials, 64, &n, e);
+	int rc = keys_serials(dirfd, serials, KEYS_SERIALS_MAX, &n, e);
 	if (rc < 0)
 		return rc;
 	for (size_t i = 0; i < n; i++) {
@@ -239,10 +249,10 @@ int keys_load(struct storage *s, struct trust *t, struct err *e)
 /* Remove every serial below `keep` (best effort: logged). */
 static void keys_prune(struct storage *s, int dirfd, uint64_t keep)
 {
-	uint64_t serials[64];
+	uint64_t serials[KEYS_SERIALS_MAX];
 	size_t n = 0;
 	struct err e = ERR_INIT;
-	if (keys_serials(dirfd, serials, 64, &n, &e) < 0) {
+	if (keys_serials(dirfd, serials, KEYS_SERIALS_MAX, &n, &e) < 0) {
 		log_warn("keys: %s", e.msg);
 		return;
 	}

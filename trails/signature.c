@@ -736,7 +736,7 @@ static int verify(const struct trust *t, bool with_signing, const char *label, c
 		return 0;
 	const struct trust *sg = with_signing ? t->signing : NULL;
 	unsigned svalid = sg ? tier_count(sg, hash, &f, &swhy) : 0;
-	if (sg && svalid >= sg->threshold) {
+	if (sg && sg->threshold > 0 && svalid >= sg->threshold) {
 		if (nvalid)
 			*nvalid = svalid;
 		return 0;

@@ -204,7 +204,8 @@ int trust_with(const struct trust *t, struct trust *signing, uint64_t serial,
 int keys_load(struct storage *s, struct trust *t, struct err *e) _must_check_;
 /* Store a checked document (its serial above the one in effect) durably:
  * written aside, renamed to keys/<serial> in one step, older serials removed
- * afterwards. On failure nothing is left but what was there. */
+ * afterwards. On failure the serial in effect is untouched (a damaged
+ * directory of the new serial, skipped at boot, may be gone). */
 int keys_store(struct storage *s, uint64_t serial, const char *doc, size_t doclen,
 	       const char *sig, size_t siglen, struct err *e) _must_check_;
 
@@ -360,8 +361,9 @@ int trails_json_progress(struct trails *tr, struct jw *w, struct err *e) _must_c
  * serial must be above the one in effect (the same document again: nothing
  * to do, *changed false; -ERANGE for a lower serial, -EEXIST for another
  * document of the same serial). Refused (-EKEYREJECTED, field "keys") when
- * the committed revision, or a try in progress, would no longer verify: a
- * rotation never strands the device. Then stored durably and in effect. */
+ * the committed revision, the try, the running revision or one being
+ * verified to be tried would no longer verify: a rotation never strands
+ * the device. Then stored durably and in effect. */
 int trails_keys_put(struct trails *tr, const char *doc, size_t doclen, const char *sig,
 		    size_t siglen, bool *changed, struct err *e) _must_check_;
 /* GET /v1/keys: {"serial", "roots": [ids], "roots_threshold", "keys": [ids],

@@ -223,8 +223,13 @@ def test_signing_key_rotation_end_to_end(dev):
     assert json.loads(r.stdout) == keys_view(1, root, [s1])
     assert stored(dev) == {"1": {"keys.json": doc1.encode(), "keys.sig": sig1.encode()}}
 
-    # -- 3. a revision signed by S1 alone is accepted and committed
+    # -- 3. a revision signed by S1 alone is accepted and committed; offline,
+    # cairn-pack verify says the same with the keys document, not without
     out2 = build_rev(dev, 2, [s1.key])
+    r = helpers.pack("verify", out2, "--trust", dev.trust)
+    assert r.returncode == 1 and "not trusted" in r.stderr, (r.stdout, r.stderr)
+    r = helpers.pack("verify", out2, "--trust", dev.trust, "--keys", out1)
+    assert r.returncode == 0 and "1/1 signatures valid" in r.stdout, (r.stdout, r.stderr)
     install_run(dev, out2, 2)
 
     # -- 4. serial 2 [S2] would leave the committed revision 2 unverifiable

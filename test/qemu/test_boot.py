@@ -12,6 +12,7 @@ files are removed before the boot; 6 a try whose cairn hangs.
 """
 import os
 import re
+import subprocess
 
 import pytest
 
@@ -81,10 +82,34 @@ def test_live_update_inside_the_vm(dev):
     assert dev.api("GET", "/v1/status")[1]["committed"] == 2
 
 
+def signing_key_in_effect(dev):
+    """A build server's key S, named by a keys document (serial 1) the
+    roots signed, put into effect over the control API: S's private key."""
+    s = os.path.join(dev.root, "s1")
+    k = os.path.join(dev.root, "keys1")
+    if not os.path.exists(s):
+        subprocess.run([dev.art.pack, "keygen", s], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([dev.art.pack, "keys", k, os.path.join(s, "signing.pub"), "--serial", "1"],
+                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([dev.art.pack, "sign", k, "--key", dev.art.key], check=True,
+                       stdout=subprocess.DEVNULL)
+    with open(os.path.join(k, "keys.json")) as f, open(os.path.join(k, "keys.sig")) as g:
+        st, body = dev.api("PUT", "/v1/keys", {"document": f.read(), "signature": g.read()},
+                           retries=2)
+    assert st == 200 and body["serial"] == 1, (st, body)
+    return os.path.join(s, "signing.key")
+
+
 def test_reboot_update_is_booted_as_a_try_by_uboot_and_committed(dev):
     booted(dev)
+    # signed by a signing key alone: PID 1's early step must count the keys
+    # document too, or the try boots without its BSP modules
+    skey = signing_key_in_effect(dev)
     out = dev.build(3, base_containers(dev.art, app_rootfs=dev.variant("v2")), GROUPS,
                     cmdline_extra="qemu_test=rev3")
+    os.unlink(os.path.join(out, "revision.sig"))
+    subprocess.run([dev.art.pack, "sign", out, "--key", skey], check=True,
+                   stdout=subprocess.DEVNULL)
     assert dev.sideload(out)["state"] == "INSTALLED"   # same objects, new BSP command line
     dev.run(3)
     dev.wait_down(90, "the reboot into the try")
@@ -99,6 +124,8 @@ def test_reboot_update_is_booted_as_a_try_by_uboot_and_committed(dev):
     cmd = kernel_cmdline(dev)
     assert "qemu_test=rev3" in cmd and cmd.endswith("cairn.rev=3"), cmd
     r = dev.wait_rev(3, ("DONE", "FAILED"), 120)
+    log = dev.vm.serial()
+    assert "bsp.modules" in log and "mounted on /lib/modules" in log, log[-3000:]
     assert r["state"] == "DONE" and r["running"] and r["committed"], r
     st = dev.wait_ready()
     assert st["revision"] == 3 and st["committed"] == 3 and st["try"] is None, st

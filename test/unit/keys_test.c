@@ -301,12 +301,17 @@ TEST(test_doc_at_the_caps)
 	int all[TRUST_MAX_KEYS];
 	for (int i = 0; i < TRUST_MAX_KEYS; i++)
 		all[i] = S1 + i;
-	_cleanup_kdoc_ struct kdoc d = kdoc_make(1, TRUST_MAX_KEYS, all, TRUST_MAX_KEYS);
+	/* 32 keys; the threshold at most 16, the signatures a revision.sig holds */
+	_cleanup_kdoc_ struct kdoc d = kdoc_make(1, SIG_MAX_SIGS, all, TRUST_MAX_KEYS);
 	uint64_t serial;
 	struct trust *k = accepted(t, d.doc, strlen(d.doc), d.sig, &serial);
 	assert_key_ids(k, all, TRUST_MAX_KEYS);
-	assert_int_equal(trust_threshold(k), TRUST_MAX_KEYS);
+	assert_int_equal(trust_threshold(k), SIG_MAX_SIGS);
 	trust_free(k);
+	_cleanup_kdoc_ struct kdoc d17 = kdoc_make(1, SIG_MAX_SIGS + 1, all, TRUST_MAX_KEYS);
+	refused_sig(t, d17.doc, d17.sig, -EINVAL, "threshold",
+		    "threshold: must be an integer from 1 to 16 (the signatures a revision.sig "
+		    "holds)");
 
 	/* exactly KEYS_MAX_DOC bytes; one more is refused before anything else */
 	_cleanup_free_ char *doc = doc_keys(1, 1, KEYS(S1));

@@ -149,9 +149,11 @@ int pack_keys(const char *outdir, uint64_t serial, unsigned threshold, const cha
 	_cleanup_(jw_free) struct jw w = {0};
 	if (n < 1 || n > TRUST_MAX_KEYS)
 		return err_set(e, EINVAL, "PUB: %zu keys given, 1 to %d allowed", n, TRUST_MAX_KEYS);
-	if (threshold < 1 || threshold > n)
-		return err_set(e, EINVAL, "--threshold %u: must be 1 to %zu, the number of keys",
-			       threshold, n);
+	size_t most = n < SIG_MAX_SIGS ? n : SIG_MAX_SIGS; /* a revision.sig holds 16 */
+	if (threshold < 1 || threshold > most)
+		return err_set(e, EINVAL, "--threshold %u: must be 1 to %zu, %s", threshold, most,
+			       most == n ? "the number of keys"
+					 : "the signatures a revision.sig holds");
 	for (size_t i = 0; i < n; i++) {
 		int rc = pub_read(&p, pubs, i, e);
 		if (rc < 0)
@@ -161,4 +163,38 @@ int pack_keys(const char *outdir, uint64_t serial, unsigned threshold, const cha
 	if (rc == 0)
 		rc = out_write(outdir, &w, e);
 	return rc;
+}
+
+/* ---------------- reading one back ---------------- */
+
+int pack_keys_read(const char *dir, char **doc, size_t *doclen, char **sig, size_t *siglen,
+		   struct err *e)
+{
+	_cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return err_set(e, errno, "%s: %s", dir, strerror(errno));
+	int r = file_read_all(fd, "keys.json", KEYS_MAX_DOC, doc, doclen, e);
+	if (r == 0)
+		r = file_read_all(fd, "keys.sig", SIG_MAX_FILE, sig, siglen, e);
+	return r < 0 ? err_prefix(e, "%s", dir) : 0;
+}
+
+int pack_keys_apply(struct trust *t, const char *doc, size_t doclen, const char *sig,
+		    size_t siglen, struct err *e)
+{
+	struct trust *sg = NULL;
+	uint64_t serial = 0;
+	int r = keys_doc_check(t, doc, doclen, sig, siglen, &sg, &serial, e);
+	if (r < 0)
+		return err_prefix(e, "--keys");
+	trust_set_signing(t, sg, serial);
+	return 0;
+}
+
+int pack_trust_keys(struct trust *t, const char *dir, struct err *e)
+{
+	_cleanup_free_ char *doc = NULL, *sig = NULL;
+	size_t doclen = 0, siglen = 0;
+	int r = pack_keys_read(dir, &doc, &doclen, &sig, &siglen, e);
+	return r < 0 ? r : pack_keys_apply(t, doc, doclen, sig, siglen, e);
 }

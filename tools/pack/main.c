@@ -123,7 +123,7 @@ static int cmd_keys(const struct args *a, struct err *e)
 static int cmd_verify(const struct args *a, struct err *e)
 {
 	char summary[256];
-	int r = pack_verify(a->pos[0], a->opt[0], summary, sizeof(summary), e);
+	int r = pack_verify(a->pos[0], a->opt[0], a->opt[1], summary, sizeof(summary), e);
 	if (r < 0)
 		return r;
 	printf("%s\n", summary);
@@ -176,8 +176,10 @@ static const struct cmd cmds[] = {
 	 "add a signature by KEY (PEM private key) to OUT/revision.sig "
 	 "(OUT/keys.sig for a keys document)",
 	 cmd_sign},
-	{"verify", "OUT", 1, false, {{"--trust", "PUB_OR_DIR", true}},
-	 "check OUT's signature against trusted keys, its schema and every object", cmd_verify},
+	{"verify", "OUT", 1, false, {{"--trust", "PUB_OR_DIR", true}, {"--keys", "KEYSDIR", false}},
+	 "check OUT's signature against trusted keys (and the signing keys of KEYSDIR's keys "
+	 "document), its schema and every object",
+	 cmd_verify},
 	{"install", "OUT", 1, false,
 	 {{"--storage", "DIR", true}, {"--trust", "PUB_OR_DIR", true}, {"--force", NULL, false}},
 	 "provision: install OUT into a device storage DIR as its committed revision", cmd_install},

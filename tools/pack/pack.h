@@ -15,6 +15,8 @@
 
 #include "../../lib/err.h"
 
+struct trust;
+
 /* keys.c — ECDSA P-256 keys and signatures (mbedtls). */
 /* Write dir/signing.key (PEM private, mode 0600) and dir/signing.pub (PEM
  * public). Refuses to overwrite an existing key. */
@@ -42,15 +44,26 @@ int pack_sign_bytes(const char *keypath, const void *doc, size_t len, unsigned c
  * is never replaced. The caller has checked serial (1 ... 2^53-1). */
 int pack_keys(const char *outdir, uint64_t serial, unsigned threshold, const char *const *pubs,
 	      size_t n, struct err *e) _must_check_;
+/* dir/keys.json and dir/keys.sig, read (the caller frees *doc and *sig). */
+int pack_keys_read(const char *dir, char **doc, size_t *doclen, char **sig, size_t *siglen,
+		   struct err *e) _must_check_;
+/* A keys document as t's signing keys, checked as a device checks it
+ * (keys_doc_check: the roots' signature, the rules). */
+int pack_keys_apply(struct trust *t, const char *doc, size_t doclen, const char *sig,
+		    size_t siglen, struct err *e) _must_check_;
+/* Both: --keys DIR for verify (and what a device with that document in
+ * effect would accept). */
+int pack_trust_keys(struct trust *t, const char *dir, struct err *e) _must_check_;
 
 /* build.c — SPEC.json (REV_PARSE_SPEC) -> outdir/revision.json + objects. */
 int pack_build(const char *spec_path, const char *outdir, struct err *e) _must_check_;
 
-/* verify.c — signature against trust (file or dir), schema, every object
+/* verify.c — signature against trust (file or dir; keys_dir, may be NULL: a
+ * keys document whose signing keys count too), schema, every object
  * present with the declared digest and size. On success `summary` gets one
  * line like "revision 12: 3 containers, 4 objects, 1/1 signatures valid". */
-int pack_verify(const char *outdir, const char *trust_path, char *summary, size_t cap,
-		struct err *e) _must_check_;
+int pack_verify(const char *outdir, const char *trust_path, const char *keys_dir, char *summary,
+		size_t cap, struct err *e) _must_check_;
 
 /* install.c — provisioning: install OUT into a storage directory (verified
  * against trust_path) and make it the committed revision. */

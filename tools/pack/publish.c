@@ -84,28 +84,16 @@ static int load_keys(struct publish *p, const char *keys_dir, struct err *e)
 {
 	if (!keys_dir)
 		return 0;
-	_cleanup_close_ int fd = open(keys_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return err_set(e, errno, "%s: %s", keys_dir, strerror(errno));
-	int r = file_read_all(fd, "keys.json", KEYS_MAX_DOC, &p->kdoc, &p->kdoclen, e);
-	if (r == 0)
-		r = file_read_all(fd, "keys.sig", SIG_MAX_FILE, &p->ksig, &p->ksiglen, e);
-	return r < 0 ? err_prefix(e, "%s", keys_dir) : 0;
+	return pack_keys_read(keys_dir, &p->kdoc, &p->kdoclen, &p->ksig, &p->ksiglen, e);
 }
 
 /* With --trust: the keys document is the roots', and its keys count for the
  * revision as they will on the device. */
 static int check_keys(struct publish *p, struct trust *t, struct err *e)
 {
-	struct trust *sg = NULL;
-	uint64_t serial = 0;
 	if (!p->kdoc)
 		return 0;
-	int r = keys_doc_check(t, p->kdoc, p->kdoclen, p->ksig, p->ksiglen, &sg, &serial, e);
-	if (r < 0)
-		return err_prefix(e, "--keys");
-	trust_set_signing(t, sg, serial);
-	return 0;
+	return pack_keys_apply(t, p->kdoc, p->kdoclen, p->ksig, p->ksiglen, e);
 }
 
 static int load_revision(struct publish *p, const char *outdir, const char *trust_path,

@@ -127,8 +127,8 @@ static const char *plural(size_t n)
 	return n == 1 ? "" : "s";
 }
 
-int pack_verify(const char *outdir, const char *trust_path, char *summary, size_t cap,
-		struct err *e)
+int pack_verify(const char *outdir, const char *trust_path, const char *keys_dir, char *summary,
+		size_t cap, struct err *e)
 {
 	_cleanup_(trust_freep) struct trust *t = NULL;
 	_cleanup_(revision_freep) struct revision *rev = NULL;
@@ -136,6 +136,8 @@ int pack_verify(const char *outdir, const char *trust_path, char *summary, size_
 	size_t doclen, siglen, nobj;
 	unsigned nvalid = 0;
 	int r = trust_load(trust_path, &t, e);
+	if (r == 0 && keys_dir)
+		r = pack_trust_keys(t, keys_dir, e);
 	if (r < 0)
 		return r;
 	_cleanup_close_ int outfd = open(outdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
