@@ -29,6 +29,7 @@
 
 #include <cmocka.h>
 
+#include "child.h"
 #include "tmpdir.h"
 
 #include "lib/cleanup.h"
@@ -404,38 +405,24 @@ static void test_collect_unprovable(void **state)
 
 /* ---- crash at every durable operation of a collect ---- */
 
-static void child_collect(struct world *w, const char *crash, int out)
+static int collect_in_child(void *arg, int out)
 {
-	if (crash)
-		setenv("CAIRN_CRASH_AT", crash, 1);
 	unsigned long before = storage_durable_count();
 	uint64_t freed;
-	int r = collect(w, keep34, 2, &freed, NULL);
-	unsigned long ops = storage_durable_count() - before;
-	_exit(r < 0 || write_all(out, &ops, sizeof(ops)) < 0 ? 3 : 0);
+	int r = collect(arg, keep34, 2, &freed, NULL);
+	child_report(out, storage_durable_count() - before);
+	return r < 0 ? 3 : 0;
 }
 
-/* Run a collect in a child; returns ops done (no crash) or 0 when killed. */
-static unsigned long fork_collect(struct world *w, const char *crash, bool *killed)
+/* Run a collect in a child (child.h); returns ops done (no crash) or 0 when killed. */
+static unsigned long fork_collect(struct world *w, const char *crash, bool *was_killed)
 {
-	int p[2];
-	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		close(p[0]);
-		child_collect(w, crash, p[1]);
-	}
-	close(p[1]);
-	unsigned long ops = 0;
-	ssize_t n = read(p[0], &ops, sizeof(ops));
-	close(p[0]);
-	int status;
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	*killed = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
-	if (!*killed && !(WIFEXITED(status) && WEXITSTATUS(status) == 0 && n == sizeof(ops)))
-		fail_msg("collect child (%s): status %#x", crash ? crash : "no crash", status);
-	return *killed ? 0 : ops;
+	struct child c;
+	run_child(collect_in_child, w, crash ? "CAIRN_CRASH_AT" : NULL, crash, &c);
+	*was_killed = killed(&c);
+	if (!*was_killed && !(exit_code(&c) == 0 && c.nnums == 1))
+		fail_msg("collect child (%s): status %#x", crash ? crash : "no crash", c.status);
+	return *was_killed ? 0 : c.nums[0];
 }
 
 /* Whatever the crash point: every revision in trails/ is whole, and every

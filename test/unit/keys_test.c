@@ -29,6 +29,7 @@
 #include "../../storage/storage.h"
 #include "../../tools/pack/pack.h"
 #include "../../trails/trails_internal.h"
+#include "child.h"
 #include "tmpdir.h"
 
 /* Key pairs: two roots, then TRUST_MAX_KEYS signing keys (S1, S2, S3, ...). */
@@ -746,35 +747,32 @@ TEST(test_load_nothing_valid)
 
 /* ---------------- keys_store failing or crashing at each durable op ---------------- */
 
-/* Fork; the child sets var=val (var may be NULL), stores d2 as serial 2,
- * writes the durable operations it did to the pipe and exits with 0 (stored)
- * or 1 (failed). Returns the wait status; *ops gets the count (0 if none). */
+/* In a child (child.h): store d2 as serial 2, report the durable
+ * operations done, exit 0 (stored) or 1 (failed). */
+struct store_job {
+	const struct fixture *f;
+	const struct kdoc *d2;
+};
+
+static int store_in_child(void *arg, int out)
+{
+	const struct store_job *j = arg;
+	unsigned long before = storage_durable_count();
+	int rc = keys_store(j->f->s, 2, j->d2->doc, strlen(j->d2->doc), j->d2->sig,
+			    strlen(j->d2->sig), NULL);
+	child_report(out, storage_durable_count() - before);
+	return rc < 0;
+}
+
+/* The child's wait status; *ops the operations it reported (0 if none). */
 static int fork_store(const struct fixture *f, const struct kdoc *d2, const char *var,
 		      const char *val, unsigned long *ops)
 {
-	int p[2];
-	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		close(p[0]);
-		alarm(30); /* a hang is a failure, not a stuck test run */
-		if (var)
-			setenv(var, val, 1);
-		unsigned long before = storage_durable_count();
-		int rc = keys_store(f->s, 2, d2->doc, strlen(d2->doc), d2->sig, strlen(d2->sig),
-				    NULL);
-		unsigned long n = storage_durable_count() - before;
-		_exit(write_all(p[1], &n, sizeof(n)) < 0 ? 3 : rc < 0);
-	}
-	close(p[1]);
-	*ops = 0;
-	ssize_t n = read_all(p[0], ops, sizeof(*ops));
-	assert_true(n == 0 || n == sizeof(*ops));
-	close(p[0]);
-	int status;
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	return status;
+	struct store_job j = {f, d2};
+	struct child c;
+	run_child(store_in_child, &j, var, val, &c);
+	*ops = c.nnums ? c.nums[0] : 0;
+	return c.status;
 }
 
 /* Serial 1 stored, nothing else under keys/. */

@@ -21,6 +21,7 @@
 
 #include <cmocka.h>
 
+#include "child.h"
 #include "tmpdir.h"
 
 #include "lib/cleanup.h"
@@ -177,45 +178,6 @@ static int list_count(struct storage *s)
 	return n;
 }
 
-/* Fork; the child sets `var`=`val`, runs fn and exits with its result. The
- * child writes up to two numbers to the pipe (fn gets its write end). */
-struct child {
-	int status;
-	unsigned long nums[2];
-	size_t nnums;
-};
-
-static void run_child(int (*fn)(void *arg, int out), void *arg, const char *var, const char *val,
-		      struct child *c)
-{
-	int p[2];
-	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		close(p[0]);
-		alarm(30); /* a hang is a failure, not a stuck test run */
-		if (var)
-			setenv(var, val, 1);
-		_exit(fn(arg, p[1]));
-	}
-	close(p[1]);
-	memset(c, 0, sizeof(*c));
-	ssize_t n = read_all(p[0], c->nums, sizeof(c->nums));
-	assert_true(n >= 0);
-	c->nnums = (size_t)n / sizeof(unsigned long);
-	close(p[0]);
-	assert_int_equal(waitpid(pid, &c->status, 0), pid);
-}
-
-static void report(int out, unsigned long v)
-{
-	if (write(out, &v, sizeof(v)) != sizeof(v))
-		_exit(99);
-}
-
-#define killed(c) (WIFSIGNALED((c)->status) && WTERMSIG((c)->status) == SIGKILL)
-#define exit_code(c) (WIFEXITED((c)->status) ? WEXITSTATUS((c)->status) : -1)
 
 /* ---- object store: basics ---- */
 
@@ -534,9 +496,9 @@ static int child_put(void *arg, int out)
 	int want = !fail ? 0 : strstr(fail, "ENOSPC") ? ENOSPC : EIO;
 	if (storage_open(j->root, &s, &e) < 0)
 		return want && e.code == want ? 11 : 2;
-	report(out, storage_durable_count());
+	child_report(out, storage_durable_count());
 	int r = put_bytes(s, &j->d, j->data, j->len, j->len, &e);
-	report(out, storage_durable_count());
+	child_report(out, storage_durable_count());
 	storage_close(s);
 	if (r < 0)
 		return want && -r == want && e.code == want ? 12 : 3;
@@ -697,7 +659,7 @@ static int child_write(void *arg, int out)
 	int dirfd = *(int *)arg;
 	struct err e = ERR_INIT;
 	int r = storage_write_durable(dirfd, "state", "new", 3, 0644, &e);
-	report(out, (unsigned long)-r);
+	child_report(out, (unsigned long)-r);
 	if (r < 0)
 		return strstr(e.msg, "fsync") && strstr(e.msg, "not retried") ? 10 : 11;
 	return 0;
@@ -739,9 +701,9 @@ static int child_ops(void *arg, int out)
 	int dirfd = *(int *)arg;
 	struct err e = ERR_INIT;
 	int r = storage_mkdir_durable(dirfd, "d", 0755, &e);
-	report(out, (unsigned long)-r);
+	child_report(out, (unsigned long)-r);
 	r = storage_fsync(dirfd, "test dir", &e);
-	report(out, (unsigned long)-r);
+	child_report(out, (unsigned long)-r);
 	return 0;
 }
 
