@@ -51,39 +51,17 @@ static int keys_strand_check(struct trails *tr, const struct trust *t, struct er
 	return 0;
 }
 
-/* The document in effect, read back, equals doc (the same one again). */
-static bool keys_same(struct trails *tr, uint64_t serial, const char *doc, size_t doclen)
-{
-	char name[64];
-	_cleanup_free_ char *cur = NULL;
-	size_t len = 0;
-	struct err e = ERR_INIT;
-	snprintf(name, sizeof(name), "keys/%llu/keys.json", (unsigned long long)serial);
-	return file_read_all(storage_root_fd(tr->cfg.storage), name, KEYS_MAX_DOC, &cur, &len,
-			     &e) == 0 &&
-	       len == doclen && memcmp(cur, doc, len) == 0;
-}
-
 int trails_keys_put(struct trails *tr, const char *doc, size_t doclen, const char *sig,
 		    size_t siglen, bool *changed, struct err *e)
 {
 	struct trust *keys = NULL;
 	uint64_t serial = 0, have = trust_serial(tr->cfg.trust);
 	*changed = false;
-	int rc = keys_doc_check(tr->cfg.trust, doc, doclen, sig, siglen, &keys, &serial, e);
-	if (rc < 0)
-		return rc;
+	int rc = keys_admit(tr->cfg.storage, tr->cfg.trust, doc, doclen, sig, siglen, &keys,
+			    &serial, e);
+	if (rc < 0 || !keys)
+		return rc; /* refused, or that very document is in effect */
 	_cleanup_(trust_freep) struct trust *cand = NULL;
-	if (serial <= have) {
-		trust_free(keys);
-		if (serial == have && keys_same(tr, serial, doc, doclen))
-			return 0;
-		return err_field(e, serial == have ? EEXIST : ERANGE, "serial",
-				 "%llu: the device has serial %llu (%s)", (unsigned long long)serial,
-				 (unsigned long long)have,
-				 serial == have ? "another document of that serial"
-						: "a key set never goes back");
-	}
 	rc = trust_with(tr->cfg.trust, keys, serial, &cand, e);
 	if (rc == 0)
 		rc = keys_strand_check(tr, cand, e);

@@ -129,6 +129,42 @@ int keys_doc_check(const struct trust *t, const char *doc, size_t doclen, const 
 
 /* ---------------- on the storage ---------------- */
 
+/* keys/<serial>/keys.json on s holds exactly doc (the same one again). */
+static bool keys_same(struct storage *s, uint64_t serial, const char *doc, size_t doclen)
+{
+	char name[64];
+	_cleanup_free_ char *cur = NULL;
+	size_t len = 0;
+	struct err e = ERR_INIT;
+	snprintf(name, sizeof(name), KEYS_DIR "/%llu/keys.json", (unsigned long long)serial);
+	return file_read_all(storage_root_fd(s), name, KEYS_MAX_DOC, &cur, &len, &e) == 0 &&
+	       len == doclen && memcmp(cur, doc, len) == 0;
+}
+
+int keys_admit(struct storage *s, const struct trust *t, const char *doc, size_t doclen,
+	       const char *sig, size_t siglen, struct trust **out, uint64_t *serial,
+	       struct err *e)
+{
+	struct trust *keys = NULL;
+	uint64_t have = trust_serial(t);
+	*out = NULL;
+	int rc = keys_doc_check(t, doc, doclen, sig, siglen, &keys, serial, e);
+	if (rc < 0)
+		return rc;
+	if (*serial > have) {
+		*out = keys;
+		return 0;
+	}
+	trust_free(keys);
+	if (*serial == have && keys_same(s, have, doc, doclen))
+		return 0;
+	return err_field(e, *serial == have ? EEXIST : ERANGE, "serial",
+			 "%llu: the device has serial %llu (%s)", (unsigned long long)*serial,
+			 (unsigned long long)have,
+			 *serial == have ? "another document of that serial"
+					 : "a key set never goes back");
+}
+
 static int keys_dirfd(struct storage *s, bool create, struct err *e)
 {
 	int root = storage_root_fd(s);

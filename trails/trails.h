@@ -202,6 +202,14 @@ int trust_with(const struct trust *t, struct trust *signing, uint64_t serial,
  * whose document verifies against t's roots becomes t's signing keys (one
  * that does not is logged and skipped; none: roots only). */
 int keys_load(struct storage *s, struct trust *t, struct err *e) _must_check_;
+/* A document offered for storage s, whose keys document in effect is t's:
+ * keys_doc_check, then its serial must be above t's (*out its keys, owned
+ * by the caller), or be that very document again (0, *out NULL: nothing to
+ * do). -ERANGE for a lower serial, -EEXIST for another document of t's
+ * serial (field "serial"). */
+int keys_admit(struct storage *s, const struct trust *t, const char *doc, size_t doclen,
+	       const char *sig, size_t siglen, struct trust **out, uint64_t *serial,
+	       struct err *e) _must_check_;
 /* Store a checked document (its serial above the one in effect) durably:
  * written aside, renamed to keys/<serial> in one step, older serials removed
  * afterwards. On failure the serial in effect is untouched (a damaged

@@ -438,3 +438,31 @@ def test_a_rotation_never_strands_a_try_in_progress(dev):
     assert body == dict(keys_view(2, root, [s1, s3]), changed=True), body
     assert sorted(stored(dev)) == ["2"]
     alive(dev, pid1, orch)
+
+
+def test_a_factory_provisions_a_revision_signed_by_a_signing_key_with_its_keys(dev):
+    """cairn-pack install --keys: the keys document goes into the storage with
+    the factory revision, and the device boots it with both in effect."""
+    root = Key(dev.keys)
+    s1 = Key(Path(dev.root) / "s1")
+    out1 = build_rev(dev, 1, [s1.key])
+    k1 = keys_out(dev, "keys1", 1, [s1.pub], [root.key])
+    trust = Path(dev.keys) / "signing.pub"
+    # without the document the factory cannot install it, and leaves nothing
+    r = helpers.pack("install", out1, "--storage", dev.storage, "--trust", trust)
+    assert r.returncode == 1 and "not trusted" in r.stderr, (r.stdout, r.stderr)
+    assert stored(dev) == {} and not (Path(dev.storage) / "trails" / "1").exists()
+    # a document the roots did not sign is refused the same way
+    bad = keys_out(dev, "keys-bad", 1, [s1.pub], [s1.key])
+    r = helpers.pack("install", out1, "--storage", dev.storage, "--trust", trust, "--keys", bad)
+    assert r.returncode == 1 and "keys.sig" in r.stderr, (r.stdout, r.stderr)
+    assert stored(dev) == {}
+    helpers.pack_ok("install", out1, "--storage", dev.storage, "--trust", trust, "--keys", k1)
+    doc1, sig1 = doc_of(k1)
+    assert stored(dev) == {"1": {"keys.json": doc1.encode(), "keys.sig": sig1.encode()}}
+    dev.boot()
+    assert get_keys(dev) == keys_view(1, root, [s1])
+    st = dev.wait(lambda: (lambda s: s if s["phase"] == "ready" else None)(
+        dev.api("GET", "/v1/status")[1]), 30, "revision 1 ready")
+    assert st["revision"] == 1 and st["committed"] == 1, st
+    assert dev.stop() == 0

@@ -5,7 +5,10 @@
  * that already has a committed revision is refused unless `force` (the
  * factory revision is chosen once). The storage's keys document in effect
  * counts as on the device (keys_load): a revision signed by a signing key
- * installs where the device would accept it. */
+ * installs where the device would accept it. With --keys, a keys document
+ * (higher serial than the storage's, or the same one) is checked, counts
+ * for the revision's check, and is stored after the revision is placed and
+ * before the boot state names it. */
 #include <errno.h>
 
 #include "../../lib/cleanup.h"
@@ -16,10 +19,33 @@
 DEFINE_FREEP(struct storage, storage_close)
 DEFINE_FREEP(struct trust, trust_free)
 
-int pack_install(const char *outdir, const char *storage_dir, const char *trust_path, bool force,
-		 uint64_t *rev, struct err *e)
+/* --keys DIR: its document admitted against what the storage has (higher
+ * serial, or the same document); its bytes kept to be stored, and its keys
+ * in effect in t for the revision's check. */
+static int install_keys(struct storage *s, struct trust *t, const char *keys_dir, char **doc,
+			size_t *doclen, char **sig, size_t *siglen, uint64_t *serial,
+			struct err *e)
+{
+	struct trust *keys = NULL;
+	int r = pack_keys_read(keys_dir, doc, doclen, sig, siglen, e);
+	if (r == 0)
+		r = keys_admit(s, t, *doc, *doclen, *sig, *siglen, &keys, serial, e);
+	if (r < 0)
+		return err_prefix(e, "--keys %s", keys_dir);
+	if (keys)
+		trust_set_signing(t, keys, *serial);
+	else
+		*serial = 0; /* already in effect: nothing to store */
+	return 0;
+}
+
+int pack_install(const char *outdir, const char *storage_dir, const char *trust_path,
+		 const char *keys_dir, bool force, uint64_t *rev, struct err *e)
 {
 	_cleanup_(trust_freep) struct trust *t = NULL;
+	_cleanup_free_ char *kdoc = NULL, *ksig = NULL;
+	size_t kdoclen = 0, ksiglen = 0;
+	uint64_t kserial = 0;
 	int r = trust_load(trust_path, &t, e);
 	if (r < 0)
 		return r;
@@ -27,6 +53,9 @@ int pack_install(const char *outdir, const char *storage_dir, const char *trust_
 	if ((r = storage_open(storage_dir, &s, e)) < 0)
 		return r;
 	if ((r = keys_load(s, t, e)) < 0)
+		return r;
+	if (keys_dir &&
+	    (r = install_keys(s, t, keys_dir, &kdoc, &kdoclen, &ksig, &ksiglen, &kserial, e)) < 0)
 		return r;
 	struct boot_state bs;
 	if ((r = trails_boot_read(s, &bs, e)) < 0)
@@ -37,6 +66,10 @@ int pack_install(const char *outdir, const char *storage_dir, const char *trust_
 			       storage_dir, (unsigned long long)bs.committed);
 	uint64_t number;
 	if ((r = trails_install_dir(s, outdir, t, &number, e)) < 0)
+		return r;
+	/* the keys before the boot state names a revision that may need them
+	 * (a failure in between: provisioning is simply run again) */
+	if (kserial && (r = keys_store(s, kserial, kdoc, kdoclen, ksig, ksiglen, e)) < 0)
 		return r;
 	struct boot_state fresh = {.committed = number};
 	if ((r = trails_boot_write(s, &fresh, e)) < 0)

@@ -136,7 +136,7 @@ static int cmd_install(const struct args *a, struct err *e)
 	/* a fresh device storage is created; its parent must exist */
 	if (mkdir(a->opt[0], 0755) < 0 && errno != EEXIST)
 		return err_set(e, errno, "create %s: %s", a->opt[0], strerror(errno));
-	int r = pack_install(a->pos[0], a->opt[0], a->opt[1], a->opt[2] != NULL, &rev, e);
+	int r = pack_install(a->pos[0], a->opt[0], a->opt[1], a->opt[3], a->opt[2] != NULL, &rev, e);
 	if (r < 0)
 		return r;
 	printf("installed revision %llu into %s as its committed revision\n",
@@ -181,8 +181,13 @@ static const struct cmd cmds[] = {
 	 "document), its schema and every object",
 	 cmd_verify},
 	{"install", "OUT", 1, false,
-	 {{"--storage", "DIR", true}, {"--trust", "PUB_OR_DIR", true}, {"--force", NULL, false}},
-	 "provision: install OUT into a device storage DIR as its committed revision", cmd_install},
+	 {{"--storage", "DIR", true},
+	  {"--trust", "PUB_OR_DIR", true},
+	  {"--force", NULL, false},
+	  {"--keys", "KEYSDIR", false}},
+	 "provision: install OUT into a device storage DIR as its committed revision (and "
+	 "KEYSDIR's keys document)",
+	 cmd_install},
 	{"publish", "OUT", 1, false,
 	 {{"--hub", "DIR", true}, {"--device", "ID", false}, {"--group", "NAME", false},
 	  {"--trust", "PUB_OR_DIR", false}, {"--keys", "KEYSDIR", false}},

@@ -66,9 +66,10 @@ int pack_verify(const char *outdir, const char *trust_path, const char *keys_dir
 		size_t cap, struct err *e) _must_check_;
 
 /* install.c — provisioning: install OUT into a storage directory (verified
- * against trust_path) and make it the committed revision. */
-int pack_install(const char *outdir, const char *storage_dir, const char *trust_path, bool force,
-		 uint64_t *rev, struct err *e) _must_check_;
+ * against trust_path, and the signing keys of the storage's keys document
+ * or of keys_dir's, which is stored too) and make it the committed revision. */
+int pack_install(const char *outdir, const char *storage_dir, const char *trust_path,
+		 const char *keys_dir, bool force, uint64_t *rev, struct err *e) _must_check_;
 
 /* publish.c — the reference hub's files (tools/hub/README.md, trails/HUB.md).
  * Place OUT's objects under hubdir/v1/objects/sha256/<hex> (verified; hard
