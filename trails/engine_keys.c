@@ -78,6 +78,11 @@ int trails_keys_put(struct trails *tr, const char *doc, size_t doclen, const cha
 	return 0;
 }
 
+uint64_t trails_keys_serial(const struct trails *tr)
+{
+	return trust_serial(tr->cfg.trust);
+}
+
 static void key_ids(struct jw *w, const char *name, const struct trust *t)
 {
 	jw_key(w, name);

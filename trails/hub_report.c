@@ -119,6 +119,7 @@ static int report_write(struct trails_hub *h, const struct report_state *rs, str
 	jw_kv_uint(w, "running", trails_running(h->tr));
 	jw_kv_uint(w, "committed", bs.committed);
 	jw_kv_uint(w, "try", bs.try_rev);
+	jw_kv_uint(w, "keys", trails_keys_serial(h->tr));
 	jw_kv_uint(w, "revision", h->rev);
 	jw_kv_str(w, "state", rs->state);
 	jw_kv_uint(w, "done", rs->done);
@@ -199,8 +200,9 @@ void hub_report_check(struct trails_hub *h)
 	struct report_state rs;
 	report_state(h, &rs);
 	char key[sizeof(h->sent_key)];
-	if (str_fmt(key, sizeof(key), "%llu/%s/%s", (unsigned long long)h->rev, rs.state,
-		    rs.why ? rs.why->code : rs.v.reason) < 0)
+	if (str_fmt(key, sizeof(key), "%llu/%s/%s/%llu", (unsigned long long)h->rev, rs.state,
+		    rs.why ? rs.why->code : rs.v.reason,
+		    (unsigned long long)trails_keys_serial(h->tr)) < 0)
 		key[0] = '\0';
 	uint64_t now = now_ns();
 	bool changed = strcmp(key, h->sent_key) != 0;

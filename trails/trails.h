@@ -374,6 +374,8 @@ int trails_json_progress(struct trails *tr, struct jw *w, struct err *e) _must_c
  * the device. Then stored durably and in effect. */
 int trails_keys_put(struct trails *tr, const char *doc, size_t doclen, const char *sig,
 		    size_t siglen, bool *changed, struct err *e) _must_check_;
+/* The serial of the keys document in effect (0: only the roots sign). */
+uint64_t trails_keys_serial(const struct trails *tr);
 /* GET /v1/keys: {"serial", "roots": [ids], "roots_threshold", "keys": [ids],
  * "threshold"} (serial 0, keys [] while only the roots sign); with
  * `changed` (PUT's answer) a member "changed" first. */

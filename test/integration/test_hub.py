@@ -402,10 +402,11 @@ def test_fleet_lists_assignments_and_reports(tmp, keys):
     for dev in ("d1", "d2", "d3", "d4"):
         assert publish(hubdir, out, "--device", dev).returncode == 0
     devs = hubdir / "v1/devices"
-    base = {"time": 1795299238, "running": 4, "committed": 4, "try": 0, "revision": 5,
-            "done": 0, "total": 0, "rate": 0, "reason": "", "message": "", "field": ""}
+    base = {"time": 1795299238, "running": 4, "committed": 4, "try": 0, "keys": 0,
+            "revision": 5, "done": 0, "total": 0, "rate": 0, "reason": "", "message": "",
+            "field": ""}
     (devs / "d1/status").write_text(json.dumps(dict(base, device="d1", running=5, committed=5,
-                                                    state="DONE")))
+                                                    keys=2, state="DONE")))
     (devs / "d2/status").write_text(json.dumps(dict(base, device="d2", state="DOWNLOADING",
                                                     done=1 << 20, total=4 << 20, rate=1000)))
     (devs / "d3/status").write_text(json.dumps(dict(
@@ -420,21 +421,22 @@ def test_fleet_lists_assignments_and_reports(tmp, keys):
     r = helpers.pack("fleet", hubdir)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    assert lines[0].split() == ["DEVICE", "DESIRED", "RUNNING", "COMMITTED", "UPDATE", "STATE",
-                                "AGE", "REASON"]
+    assert lines[0].split() == ["DEVICE", "DESIRED", "RUNNING", "COMMITTED", "KEYS", "UPDATE",
+                                "STATE", "AGE", "REASON"]
     rows = {line.split()[0]: line.split() for line in lines[1:]}
     assert sorted(rows) == ["d1", "d2", "d3", "d4", "d5"]
-    assert rows["d1"] == ["d1", "5", "5", "5", "5", "DONE", "3h", "-"]
-    assert rows["d2"][:7] == ["d2", "5", "4", "4", "5", "DOWNLOADING", "25%"]
-    assert rows["d3"][5] == "FAILED" and rows["d3"][7] == "goal-timeout?[2J??", rows["d3"]
+    assert rows["d1"] == ["d1", "5", "5", "5", "2", "5", "DONE", "3h", "-"]
+    assert rows["d2"][:8] == ["d2", "5", "4", "4", "0", "5", "DOWNLOADING", "25%"]
+    assert rows["d3"][6] == "FAILED" and rows["d3"][8] == "goal-timeout?[2J??", rows["d3"]
     assert "\x1b" not in r.stdout
-    assert rows["d4"] == ["d4", "5", "-", "-", "-", "-", "never", "-"]
+    assert rows["d4"] == ["d4", "5", "-", "-", "-", "-", "-", "never", "-"]
     assert rows["d5"][1] == "-" and "bad report" in " ".join(rows["d5"])
 
     r = helpers.pack("fleet", hubdir, "--json")
     assert r.returncode == 0, r.stderr
     got = {d["device"]: d for d in json.loads(r.stdout)}
     assert got["d2"]["done"] == 1 << 20 and got["d2"]["total"] == 4 << 20
+    assert got["d1"]["keys"] == 2 and got["d4"]["keys"] is None
     assert got["d3"]["reason"] == "goal-timeout\x1b[2J\u00e9"
     assert got["d3"]["message"].startswith("container a")
     assert got["d1"]["age_s"] >= 3 * 3600 - 5 and got["d4"]["reported"] is None
@@ -719,7 +721,7 @@ def test_a_revision_signed_by_a_new_key_arrives_with_its_keys_document(fleet):
     hub.publish(out2, device=DEV_ID, keys=k1)
     d.poll_now()
     st = fleet.report(state_is("DONE", 2), 60, "revision 2 (signed by S1) DONE")
-    assert st["running"] == 2, st
+    assert st["running"] == 2 and st["keys"] == 1, st  # the fleet sees who has serial 1
     _, keys = d.api("GET", "/v1/keys")
     assert keys["serial"] == 1 and len(keys["keys"]) == 1, keys
     # a keys document signed by S1 (not a root) naming S2: refused, and the

@@ -563,7 +563,7 @@ int pack_publish(const char *outdir, const char *hubdir, const char *device, con
 struct fleet_row {
 	char id[HUB_ID_MAX + 1];
 	long long desired, reported; /* hub side: the desired file, the report's mtime */
-	long long running, committed, try_rev, update, done, total, rate, time;
+	long long running, committed, try_rev, keys, update, done, total, rate, time;
 	char state[32], reason[64], message[256], field[128], error[160];
 };
 
@@ -574,6 +574,7 @@ static const struct {
 	{"running", offsetof(struct fleet_row, running)},
 	{"committed", offsetof(struct fleet_row, committed)},
 	{"try", offsetof(struct fleet_row, try_rev)},
+	{"keys", offsetof(struct fleet_row, keys)},
 	{"revision", offsetof(struct fleet_row, update)},
 	{"done", offsetof(struct fleet_row, done)},
 	{"total", offsetof(struct fleet_row, total)},
@@ -728,16 +729,17 @@ static const char *cell_age(long long reported, time_t now, char *buf, size_t ca
 	return r < 0 ? "?" : buf;
 }
 
-#define FLEET_FMT "%-20s %-8s %-8s %-9s %-8s %-16s %-6s %s\n"
+#define FLEET_FMT "%-20s %-8s %-8s %-9s %-5s %-8s %-16s %-6s %s\n"
 
 static void fleet_print_row(FILE *out, const struct fleet_row *r, time_t now)
 {
-	char b[5][24], state[40], reason[200];
+	char b[6][24], state[40], reason[200];
 	const char *why = r->error[0] ? r->error : r->reason;
 	fprintf(out, FLEET_FMT, r->id, cell_num(r->desired, b[0], sizeof(b[0])),
 		cell_num(r->running, b[1], sizeof(b[1])), cell_num(r->committed, b[2], sizeof(b[2])),
-		cell_num(r->update, b[3], sizeof(b[3])), cell_state(r, state, sizeof(state)),
-		cell_age(r->reported, now, b[4], sizeof(b[4])), cell_text(why, reason, 48));
+		cell_num(r->keys, b[5], sizeof(b[5])), cell_num(r->update, b[3], sizeof(b[3])),
+		cell_state(r, state, sizeof(state)), cell_age(r->reported, now, b[4], sizeof(b[4])),
+		cell_text(why, reason, 48));
 }
 
 static void jw_kv_num(struct jw *w, const char *key, long long v)
@@ -798,8 +800,8 @@ int pack_fleet(const char *hubdir, bool json, FILE *out, struct err *e)
 	if (json)
 		r = fleet_json(out, rows, n, now, e);
 	else {
-		fprintf(out, FLEET_FMT, "DEVICE", "DESIRED", "RUNNING", "COMMITTED", "UPDATE", "STATE",
-			"AGE", "REASON");
+		fprintf(out, FLEET_FMT, "DEVICE", "DESIRED", "RUNNING", "COMMITTED", "KEYS", "UPDATE",
+			"STATE", "AGE", "REASON");
 		for (size_t i = 0; i < n; i++)
 			fleet_print_row(out, &rows[i], now);
 	}
