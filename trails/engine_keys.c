@@ -10,12 +10,10 @@
  * later (hub helpers, verify workers) inherit it. */
 #define LOG_MODULE "trails"
 #include <errno.h>
-#include <string.h>
 
 #include "../lib/cleanup.h"
 #include "../lib/json.h"
 #include "../lib/log.h"
-#include "../storage/storage.h"
 #include "engine_internal.h"
 
 DEFINE_FREEP(struct trust, trust_free)

@@ -276,7 +276,7 @@ struct trails_hub {
 	struct hub_proc rep;  /* status report */
 
 	/* reports */
-	char sent_key[128];  /* revision/state/reason of the last report sent */
+	char sent_key[128];  /* revision/state/reason/keys serial of the last report sent */
 	uint64_t sent_ns, sent_done;
 	bool report_due;     /* send even if nothing changed (first poll, failed PUT) */
 	bool report_failed;

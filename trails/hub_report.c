@@ -1,7 +1,8 @@
 /* trails/hub_report.c — the status report (HUB.md, "Status report"): what
  * the device runs, the update the hub assigned, its state in the engine,
- * its bytes and rate, and why it failed. Sent by a helper with PUT after
- * every change of (revision, state, reason), at most every 5 s while a
+ * its bytes and rate, why it failed, and its keys serial. Sent by a helper
+ * with PUT after every change of (revision, state, reason, keys serial),
+ * checked after each poll, at most every 5 s while a
  * download moves, and again after a failed PUT once a poll succeeds. One
  * report on its way at a time; a change meanwhile sends one more after. */
 #define LOG_MODULE "hub"

@@ -454,9 +454,9 @@ static void test_crash_every_op(void **state)
 {
 	struct fixture *f = *state;
 	world_make(f);
-	bool killed;
-	unsigned long total = fork_collect(&f->w, NULL, &killed);
-	assert_false(killed);
+	bool was_killed;
+	unsigned long total = fork_collect(&f->w, NULL, &was_killed);
+	assert_false(was_killed);
 	/* stale dir: 2 files + rmdir; revisions 1, 2: rename + 3 files + rmdir; A B F */
 	assert_int_equal(total, 3 + 2 * 5 + 3);
 	assert_final(&f->w);
@@ -466,8 +466,8 @@ static void test_crash_every_op(void **state)
 			char crash[32];
 			FMT(crash, "%s:%lu", after ? "after" : "before", n);
 			world_make(f);
-			(void)fork_collect(&f->w, crash, &killed);
-			if (!killed)
+			(void)fork_collect(&f->w, crash, &was_killed);
+			if (!was_killed)
 				fail_msg("CAIRN_CRASH_AT=%s: the child was not killed", crash);
 			assert_consistent(&f->w, crash);
 			uint64_t freed;

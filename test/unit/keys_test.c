@@ -764,15 +764,15 @@ static int store_in_child(void *arg, int out)
 	return rc < 0;
 }
 
-/* The child's wait status; *ops the operations it reported (0 if none). */
-static int fork_store(const struct fixture *f, const struct kdoc *d2, const char *var,
-		      const char *val, unsigned long *ops)
+/* The child (child.h); *ops the operations it reported (0 if none). */
+static struct child fork_store(const struct fixture *f, const struct kdoc *d2, const char *var,
+			       const char *val, unsigned long *ops)
 {
 	struct store_job j = {f, d2};
 	struct child c;
 	run_child(store_in_child, &j, var, val, &c);
 	*ops = c.nnums ? c.nums[0] : 0;
-	return c.status;
+	return c;
 }
 
 /* Serial 1 stored, nothing else under keys/. */
@@ -793,8 +793,8 @@ TEST(test_store_fails_at_each_op)
 	_cleanup_kdoc_ struct kdoc d2 = kdoc_make(2, 1, KEYS(S2));
 	unsigned long total = 0;
 	reset(f, &d1);
-	int st = fork_store(f, &d2, NULL, NULL, &total);
-	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	struct child c = fork_store(f, &d2, NULL, NULL, &total);
+	assert_int_equal(exit_code(&c), 0);
 	/* mkdir keys, mkdir keys/.new, keys.json, keys.sig, rename to keys/2 */
 	assert_int_equal(total, 5);
 	assert_int_equal(boot_serial(f), 2);
@@ -804,9 +804,10 @@ TEST(test_store_fails_at_each_op)
 		unsigned long ops;
 		assert_int_equal(str_fmt(val, sizeof(val), "%lu:EIO", n), 0);
 		reset(f, &d1);
-		st = fork_store(f, &d2, "CAIRN_FAIL_AT", val, &ops);
-		if (!WIFEXITED(st) || WEXITSTATUS(st) != 1)
-			fail_msg("CAIRN_FAIL_AT=%s: child status %#x, want a failed store", val, st);
+		c = fork_store(f, &d2, "CAIRN_FAIL_AT", val, &ops);
+		if (exit_code(&c) != 1)
+			fail_msg("CAIRN_FAIL_AT=%s: child status %#x, want a failed store", val,
+				 c.status);
 		assert_int_equal(ops, n); /* it stopped at the failing op */
 		/* nothing left aside, nothing of serial 2 */
 		if (exists(f, "keys/.new") || exists(f, "keys/2"))
@@ -828,9 +829,10 @@ TEST(test_store_crashes_at_each_op)
 			assert_int_equal(
 				str_fmt(val, sizeof(val), "%s:%lu", after ? "after" : "before", n), 0);
 			reset(f, &d1);
-			int st = fork_store(f, &d2, "CAIRN_CRASH_AT", val, &ops);
-			if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL)
-				fail_msg("CAIRN_CRASH_AT=%s: child status %#x, not killed", val, st);
+			struct child c = fork_store(f, &d2, "CAIRN_CRASH_AT", val, &ops);
+			if (!killed(&c))
+				fail_msg("CAIRN_CRASH_AT=%s: child status %#x, not killed", val,
+					 c.status);
 			/* the old serial or the new one, never neither: the new one
 			 * exactly when the rename (the last op) was done */
 			uint64_t want = after && n == total ? 2 : 1;

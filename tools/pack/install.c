@@ -28,10 +28,10 @@ static int install_keys(struct storage *s, struct trust *t, const char *keys_dir
 {
 	struct trust *keys = NULL;
 	int r = pack_keys_read(keys_dir, doc, doclen, sig, siglen, e);
-	if (r == 0)
-		r = keys_admit(s, t, *doc, *doclen, *sig, *siglen, &keys, serial, e);
+	if (r == 0 && (r = keys_admit(s, t, *doc, *doclen, *sig, *siglen, &keys, serial, e)) < 0)
+		err_prefix(e, "--keys %s", keys_dir);
 	if (r < 0)
-		return err_prefix(e, "--keys %s", keys_dir);
+		return r;
 	if (keys)
 		trust_set_signing(t, keys, *serial);
 	else
@@ -67,8 +67,10 @@ int pack_install(const char *outdir, const char *storage_dir, const char *trust_
 	uint64_t number;
 	if ((r = trails_install_dir(s, outdir, t, &number, e)) < 0)
 		return r;
-	/* the keys before the boot state names a revision that may need them
-	 * (a failure in between: provisioning is simply run again) */
+	/* the keys before the boot state names a revision that may need them.
+	 * With --force over a committed revision the new keys no longer vouch
+	 * for, a failure in between leaves that one committed and unverifiable:
+	 * provisioning is run again (tools/pack/README.md, install) */
 	if (kserial && (r = keys_store(s, kserial, kdoc, kdoclen, ksig, ksiglen, e)) < 0)
 		return r;
 	struct boot_state fresh = {.committed = number};
