@@ -62,12 +62,39 @@ def _root_only():
         pytest.skip("integration tests run as root (make test-integration)")
 
 
+def _own_cgroup_dirs():
+    """Where this process sits in every mounted hierarchy: liblxc makes its
+    cgroups beside its caller, which is not the root when the test runner
+    itself runs in a cgroup (a job's memory cgroup, say)."""
+    dirs = {"/sys/fs/cgroup"}
+    try:
+        with open("/proc/self/cgroup") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return dirs
+    for line in lines:
+        _, ctrls, path = line.split(":", 2)
+        name = "unified" if ctrls == "" else ctrls.replace("name=", "")
+        for base in ("/sys/fs/cgroup/" + name, "/sys/fs/cgroup"):
+            d = os.path.normpath(base + path)
+            if os.path.isdir(d):
+                dirs.add(d)
+        dirs.add("/sys/fs/cgroup/" + name)
+    return dirs
+
+
 def _remove_empty_lxc_cgroups():
     """liblxc leaves empty lxc.monitor.NAME / lxc.payload.NAME / lxc.pivot
     cgroups behind when a keeper is killed (the crash tests kill many), and
-    then picks NAME-1, NAME-2 ... until it runs out of names. Tests clean up
-    what they create: remove every empty lxc cgroup (a busy one refuses)."""
-    for top in glob.glob("/sys/fs/cgroup/*/lxc.*") + glob.glob("/sys/fs/cgroup/lxc.*"):
+    then picks NAME-1, NAME-2 ... for every start, each one more name to
+    skip. Tests clean up what they create: remove every empty lxc cgroup,
+    at the top of each hierarchy and beside this process (a busy one
+    refuses)."""
+    tops = set()
+    for d in _own_cgroup_dirs():
+        tops.update(glob.glob(os.path.join(d, "lxc.*")))
+        tops.update(glob.glob(os.path.join(d, "*", "lxc.*")))
+    for top in tops:
         for root, _dirs, _files in os.walk(top, topdown=False):
             try:
                 os.rmdir(root)
