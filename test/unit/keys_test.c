@@ -29,6 +29,7 @@
 #include "../../storage/storage.h"
 #include "../../tools/pack/pack.h"
 #include "../../trails/trails_internal.h"
+#include "checks.h"
 #include "child.h"
 #include "tmpdir.h"
 
@@ -51,12 +52,6 @@ static const char P384_PUB[] = "-----BEGIN PUBLIC KEY-----\n"
 
 #define TEST(name) static void name(void **state __attribute__((unused)))
 
-#define assert_contains(hay, needle)                                                               \
-	do {                                                                                       \
-		if (!strstr((hay), (needle)))                                                      \
-			fail_msg("\"%s\" does not contain \"%s\"", (hay), (needle));               \
-	} while (0)
-
 /* A list of key pairs as the (array, count) argument pair. */
 #define KEYS(...) (const int[]){__VA_ARGS__}, sizeof((const int[]){__VA_ARGS__}) / sizeof(int)
 
@@ -68,17 +63,6 @@ static void trustp(struct trust **t)
 
 /* ---------------- documents and signatures ---------------- */
 
-static char *fmt(const char *f, ...) _printf_(1, 2);
-static char *fmt(const char *f, ...)
-{
-	char *s = NULL;
-	va_list ap;
-	va_start(ap, f);
-	int n = vasprintf(&s, f, ap);
-	va_end(ap);
-	assert_true(n >= 0);
-	return s;
-}
 
 /* s as a JSON string (a PEM holds printable ASCII and newlines). */
 static char *json_str(const char *s)
@@ -99,19 +83,19 @@ static char *json_str(const char *s)
 /* ["<PEM of pair k[0]>", ...] */
 static char *keys_array(const int *k, size_t n)
 {
-	char *arr = fmt("[");
+	char *arr = str_new("[");
 	for (size_t i = 0; i < n; i++) {
 		_cleanup_free_ char *old = arr, *s = json_str(pem[k[i]]);
-		arr = fmt("%s%s%s", old, i ? ", " : "", s);
+		arr = str_new("%s%s%s", old, i ? ", " : "", s);
 	}
 	_cleanup_free_ char *old = arr;
-	return fmt("%s]", old);
+	return str_new("%s]", old);
 }
 
 /* A keys document from the JSON text of each member. */
 static char *doc_of(const char *serial, const char *threshold, const char *keys)
 {
-	return fmt("{\"spec\": \"" KEYS_SPEC "\", \"serial\": %s, \"threshold\": %s, \"keys\": %s}\n",
+	return str_new("{\"spec\": \"" KEYS_SPEC "\", \"serial\": %s, \"threshold\": %s, \"keys\": %s}\n",
 		   serial, threshold, keys);
 }
 
@@ -127,7 +111,7 @@ static char *doc_keys(uint64_t serial, unsigned threshold, const int *k, size_t 
 /* A signature file (keys.sig or revision.sig) over doc by pairs k[0..n). */
 static char *sig_by(const char *doc, const int *k, size_t n)
 {
-	char *entries = fmt("%s", "");
+	char *entries = str_new("%s", "");
 	for (size_t i = 0; i < n; i++) {
 		unsigned char der[80], b64[128];
 		size_t derlen = 0, b64len = 0;
@@ -138,11 +122,11 @@ static char *sig_by(const char *doc, const int *k, size_t n)
 			fail_msg("pack_sign_bytes: %s", e.msg);
 		assert_int_equal(mbedtls_base64_encode(b64, sizeof(b64), &b64len, der, derlen), 0);
 		_cleanup_free_ char *old = entries;
-		entries = fmt("%s%s{\"alg\": \"ecdsa-p256-sha256\", \"keyid\": \"%s\", \"sig\": \"%s\"}",
+		entries = str_new("%s%s{\"alg\": \"ecdsa-p256-sha256\", \"keyid\": \"%s\", \"sig\": \"%s\"}",
 			      old, i ? ", " : "", keyid, b64);
 	}
 	_cleanup_free_ char *old = entries;
-	return fmt("{\"spec\": \"cairn-signature@1\", \"signatures\": [%s]}", old);
+	return str_new("{\"spec\": \"cairn-signature@1\", \"signatures\": [%s]}", old);
 }
 
 /* A keys document and its keys.sig by the root. */
@@ -287,7 +271,7 @@ TEST(test_doc_accepted)
 	/* members in any order, escapes read as what they mean, 2^53-1 */
 	_cleanup_free_ char *arr = keys_array(KEYS(S3));
 	_cleanup_free_ char *doc2 =
-		fmt("{\"keys\": %s, \"threshold\": 1, \"\\u0073erial\": 9007199254740991, "
+		str_new("{\"keys\": %s, \"threshold\": 1, \"\\u0073erial\": 9007199254740991, "
 		    "\"spec\": \"cairn\\u002dkeys@1\"}",
 		    arr);
 	_cleanup_free_ char *sig2 = sig_by(doc2, KEYS(ROOT));
@@ -359,6 +343,15 @@ TEST(test_doc_signed_by_signing_key_refused)
 	refused_sig(t, "not json", by_s1, -EKEYREJECTED, "signatures", "keys.sig: 0 of 1...");
 }
 
+/* s with single quotes turned into double quotes, in a fresh buffer */
+static char *dquoted(const char *s)
+{
+	char *d = str_new("%s", s);
+	for (char *c = d; *c; c++)
+		*c = *c == '\'' ? '"' : *c;
+	return d;
+}
+
 TEST(test_doc_bad_members)
 {
 	_cleanup_trust_ struct trust *t = roots();
@@ -375,22 +368,27 @@ TEST(test_doc_bad_members)
 		refused(t, doc, -EINVAL, "threshold",
 			"threshold: must be an integer from 1 to 2 (the keys)");
 	}
-	_cleanup_free_ char *spec = fmt("{\"spec\": \"cairn-keys@2\", \"serial\": 1, "
-					"\"threshold\": 1, \"keys\": %s}", one);
-	refused(t, spec, -EINVAL, "spec", "spec: must be \"cairn-keys@1\"");
-	_cleanup_free_ char *spec2 = fmt("{\"spec\": 1, \"serial\": 1, \"threshold\": 1, "
-					 "\"keys\": %s}", one);
-	refused(t, spec2, -EINVAL, "spec", "spec: must be \"cairn-keys@1\"");
-
-	_cleanup_free_ char *unknown = fmt("{\"spec\": \"cairn-keys@1\", \"serial\": 1, "
-					   "\"threshold\": 1, \"keys\": %s, \"extra\": 1}", one);
-	refused(t, unknown, -EINVAL, "extra", "extra: unknown key");
-	_cleanup_free_ char *dup = fmt("{\"spec\": \"cairn-keys@1\", \"serial\": 1, "
-				       "\"threshold\": 1, \"keys\": %s, \"serial\": 2}", one);
-	refused(t, dup, -EINVAL, "serial", "serial: duplicate key");
-	_cleanup_free_ char *missing = fmt("{\"spec\": \"cairn-keys@1\", \"serial\": 1, "
-					   "\"keys\": %s}", one);
-	refused(t, missing, -EINVAL, "threshold", "threshold: missing");
+	/* the members themselves, around a valid keys array */
+	static const struct {
+		const char *before, *after, *field, *msg;
+	} members[] = {
+		{"{'spec': 'cairn-keys@2', 'serial': 1, 'threshold': 1, 'keys': ", "}", "spec",
+		 "spec: must be \"cairn-keys@1\""},
+		{"{'spec': 1, 'serial': 1, 'threshold': 1, 'keys': ", "}", "spec",
+		 "spec: must be \"cairn-keys@1\""},
+		{"{'spec': 'cairn-keys@1', 'serial': 1, 'threshold': 1, 'keys': ", ", 'extra': 1}",
+		 "extra", "extra: unknown key"},
+		{"{'spec': 'cairn-keys@1', 'serial': 1, 'threshold': 1, 'keys': ", ", 'serial': 2}",
+		 "serial", "serial: duplicate key"},
+		{"{'spec': 'cairn-keys@1', 'serial': 1, 'keys': ", "}", "threshold",
+		 "threshold: missing"},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(members); i++) {
+		_cleanup_free_ char *b = dquoted(members[i].before);
+		_cleanup_free_ char *a = dquoted(members[i].after);
+		_cleanup_free_ char *doc = str_new("%s%s%s", b, one, a);
+		refused(t, doc, -EINVAL, members[i].field, members[i].msg);
+	}
 	refused(t, "[1, 2]", -EINVAL, "", "keys.json: not a JSON object");
 	refused(t, "{\"spec\": ", -EINVAL, "", "keys.json: ...");
 }
@@ -408,20 +406,20 @@ TEST(test_doc_bad_keys)
 		int rc;
 		const char *field, *msg;
 	} cases[] = {
-		{fmt("[]"), -EINVAL, "keys", "keys: 0 keys: 1 to 32 allowed"},
-		{fmt("{}"), -EINVAL, "keys", "keys: must be an array of PEM public keys"},
-		{fmt("%s", s1), -EINVAL, "keys", "keys: must be an array of PEM public keys"},
-		{fmt("[%s, 1]", s1), -EINVAL, "keys[1]",
+		{str_new("[]"), -EINVAL, "keys", "keys: 0 keys: 1 to 32 allowed"},
+		{str_new("{}"), -EINVAL, "keys", "keys: must be an array of PEM public keys"},
+		{str_new("%s", s1), -EINVAL, "keys", "keys: must be an array of PEM public keys"},
+		{str_new("[%s, 1]", s1), -EINVAL, "keys[1]",
 		 "keys[1]: must be a string (a PEM public key)"},
-		{fmt("[%s, [\"x\"]]", s1), -EINVAL, "keys[1]", "keys[1]: must be a string..."},
-		{fmt("[\"hello\"]"), -EINVAL, "keys[0]",
+		{str_new("[%s, [\"x\"]]", s1), -EINVAL, "keys[1]", "keys[1]: must be a string..."},
+		{str_new("[\"hello\"]"), -EINVAL, "keys[0]",
 		 "keys[0]: no \"-----BEGIN PUBLIC KEY-----\" line: not a PEM public key"},
-		{fmt("[%s, \"\"]", s1), -EINVAL, "keys[1]", "keys[1]: 0 bytes: not a PEM public key"},
-		{fmt("[%s]", p384), -EKEYREJECTED, "keys[0]",
+		{str_new("[%s, \"\"]", s1), -EINVAL, "keys[1]", "keys[1]: 0 bytes: not a PEM public key"},
+		{str_new("[%s]", p384), -EKEYREJECTED, "keys[0]",
 		 "keys[0]: EC key on curve secp384r1: only ECDSA P-256 (secp256r1) keys are "
 		 "accepted"},
-		{fmt("[%s, %s]", s1, s1), -EINVAL, "keys[1]", "keys[1]: the same key as keys[0]"},
-		{fmt("[%s, %s]", s1, s1_other), -EINVAL, "keys[1]",
+		{str_new("[%s, %s]", s1, s1), -EINVAL, "keys[1]", "keys[1]: the same key as keys[0]"},
+		{str_new("[%s, %s]", s1, s1_other), -EINVAL, "keys[1]",
 		 "keys[1]: the same key as keys[0]"},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
@@ -430,7 +428,7 @@ TEST(test_doc_bad_keys)
 		free(cases[i].keys);
 	}
 	/* the other text of S1 alone is a valid key: the duplicate is by key id */
-	_cleanup_free_ char *alone = fmt("[%s]", s1_other);
+	_cleanup_free_ char *alone = str_new("[%s]", s1_other);
 	_cleanup_free_ char *ok = doc_of("1", "1", alone);
 	_cleanup_free_ char *sig = sig_by(ok, KEYS(ROOT));
 	uint64_t serial;

@@ -5,6 +5,7 @@
  * reports the first problem in the documented order. Valid documents and the
  * writer: revision_test.c. Helpers and document macros: revision_helpers.h. */
 #include "revision_helpers.h"
+#include "checks.h"
 
 /* ---------------- helpers ---------------- */
 
@@ -12,12 +13,10 @@
 static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
 static char *fmt(const char *f, ...)
 {
-	char *s = NULL;
 	va_list ap;
 	va_start(ap, f);
-	int n = vasprintf(&s, f, ap);
+	char *s = vstr_new(f, ap);
 	va_end(ap);
-	assert_true(n >= 0);
 	for (char *c = s; *c; c++)
 		if (*c == '\'')
 			*c = '"';

@@ -26,6 +26,7 @@
 #include "../../lib/cleanup.h"
 #include "../../tools/pack/pack.h"
 #include "../../trails/trails.h"
+#include "checks.h"
 
 /* Made once with openssl, an independent implementation:
  *   openssl ecparam -name prime256v1 -genkey -noout -out k.pem
@@ -57,12 +58,6 @@ static char keyb[128];
 static unsigned seq; /* unique names for per-test directories */
 
 #define TEST(name) static void name(void **state __attribute__((unused)))
-
-#define assert_contains(hay, needle)                                                               \
-	do {                                                                                       \
-		if (!strstr((hay), (needle)))                                                      \
-			fail_msg("\"%s\" does not contain \"%s\"", (hay), (needle));               \
-	} while (0)
 
 /* str_fmt into an array, which must not truncate */
 #define FMT(buf, ...) assert_int_equal(str_fmt((buf), sizeof(buf), __VA_ARGS__), 0)
