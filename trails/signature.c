@@ -169,8 +169,6 @@ void trust_free(struct trust *t)
 }
 DEFINE_FREEP(struct trust, trust_free)
 
-static int trust_find(const struct trust *t, const struct digest *id);
-
 void trust_set_signing(struct trust *t, struct trust *signing, uint64_t serial)
 {
 	trust_free(t->signing);
@@ -237,35 +235,6 @@ int trust_with(const struct trust *t, struct trust *signing, uint64_t serial,
 	return 0;
 }
 
-/* A trust set of the PEM keys pem[0..n) (keys.c has checked n and the
- * threshold): the error names keys[i] of a key that does not parse, or the
- * one that repeats an earlier one. */
-int trust_from_pems(const char *const *pem, const size_t *len, size_t n, unsigned threshold,
-		    struct trust **out, struct err *e)
-{
-	_cleanup_(trust_freep) struct trust *t = trust_new();
-	if (!t)
-		return err_set(e, ENOMEM, "keys: out of memory");
-	for (size_t i = 0; i < n && i < TRUST_MAX_KEYS; i++) {
-		char field[24];
-		snprintf(field, sizeof(field), "keys[%zu]", i);
-		struct trust_key *k = &t->keys[t->nkeys];
-		struct err pe = ERR_INIT;
-		if (pubkey_parse(pem[i], len[i], &k->pk, &k->id, &pe) < 0) {
-			mbedtls_pk_free(&k->pk);
-			mbedtls_pk_init(&k->pk);
-			return err_field(e, pe.code, field, "%s", pe.msg);
-		}
-		int dup = trust_find(t, &k->id);
-		if (dup >= 0)
-			return err_field(e, EINVAL, field, "the same key as keys[%d]", dup);
-		t->nkeys++;
-	}
-	t->threshold = threshold;
-	*out = TAKE_PTR(t);
-	return 0;
-}
-
 unsigned trust_threshold(const struct trust *t)
 {
 	return t ? t->threshold : 0;
@@ -284,6 +253,22 @@ static int trust_find(const struct trust *t, const struct digest *id)
 	return -1;
 }
 
+/* pem into the next free slot (the caller checked there is one). A key t
+ * already holds is not added again: *dup gets its index (-1 otherwise). */
+static int trust_add_pem(struct trust *t, const char *pem, size_t len, int *dup, struct err *e)
+{
+	struct trust_key *k = &t->keys[t->nkeys];
+	int rc = pubkey_parse(pem, len, &k->pk, &k->id, e);
+	*dup = rc < 0 ? -1 : trust_find(t, &k->id);
+	if (rc < 0 || *dup >= 0) {
+		mbedtls_pk_free(&k->pk);
+		mbedtls_pk_init(&k->pk);
+		return rc;
+	}
+	t->nkeys++;
+	return 0;
+}
+
 /* Read dirfd/name (a PEM public key) into the next free slot; a key that is
  * already trusted (same id) counts once. */
 static int trust_add_file(struct trust *t, int dirfd, const char *name, const char *shown,
@@ -291,24 +276,38 @@ static int trust_add_file(struct trust *t, int dirfd, const char *name, const ch
 {
 	_cleanup_free_ char *pem = NULL;
 	size_t len = 0;
+	int dup;
 	int rc = file_read_all(dirfd, name, TRUST_MAX_PEM, &pem, &len, e);
 	if (rc < 0)
 		return err_prefix(e, "trust %s", shown);
 	if (t->nkeys >= TRUST_MAX_KEYS)
 		return err_set(e, E2BIG, "trust %s: more than %d keys", shown, TRUST_MAX_KEYS);
-	struct trust_key *k = &t->keys[t->nkeys];
-	rc = pubkey_parse(pem, len, &k->pk, &k->id, e);
-	if (rc < 0) {
-		mbedtls_pk_free(&k->pk);
-		mbedtls_pk_init(&k->pk);
+	if (trust_add_pem(t, pem, len, &dup, e) < 0)
 		return err_prefix(e, "trust %s", shown);
+	return 0;
+}
+
+/* A trust set of the PEM keys pem[0..n) (keys.c has checked n and the
+ * threshold): the error names keys[i] of a key that does not parse, or the
+ * one that repeats an earlier one. */
+int trust_from_pems(const char *const *pem, const size_t *len, size_t n, unsigned threshold,
+		    struct trust **out, struct err *e)
+{
+	_cleanup_(trust_freep) struct trust *t = trust_new();
+	if (!t)
+		return err_set(e, ENOMEM, "keys: out of memory");
+	for (size_t i = 0; i < n && i < TRUST_MAX_KEYS; i++) {
+		char field[24];
+		struct err pe = ERR_INIT;
+		int dup;
+		snprintf(field, sizeof(field), "keys[%zu]", i);
+		if (trust_add_pem(t, pem[i], len[i], &dup, &pe) < 0)
+			return err_field(e, pe.code, field, "%s", pe.msg);
+		if (dup >= 0)
+			return err_field(e, EINVAL, field, "the same key as keys[%d]", dup);
 	}
-	if (trust_find(t, &k->id) >= 0) {
-		mbedtls_pk_free(&k->pk);
-		mbedtls_pk_init(&k->pk);
-		return 0;
-	}
-	t->nkeys++;
+	t->threshold = threshold;
+	*out = TAKE_PTR(t);
 	return 0;
 }
 
