@@ -151,42 +151,21 @@ DEFINE_FREEP(struct revision, revision_free)
 DEFINE_FREEP(struct trust, trust_free)
 DEFINE_FREEP(struct storage, storage_close)
 
-/* trails/<rev>/revision.json, its signature checked with the trust roots and
- * the signing keys they vouch for (keys/ on the storage; unreadable: the
- * roots alone, logged), as the orchestrator will check it. */
+/* trails/<rev>/revision.json as the orchestrator will load it
+ * (trails_load_doc), its signature checked with the trust roots and the
+ * signing keys they vouch for (keys/ on the storage; unreadable: the roots
+ * alone, logged). */
 static int bsp_revision(struct storage *s, const char *trustdir, uint64_t rev,
 			struct revision **out, struct err *e)
 {
-	char dir[48];
-	if (str_fmt(dir, sizeof(dir), "trails/%llu", (unsigned long long)rev) < 0)
-		return err_set(e, ENAMETOOLONG, "revision number too long");
-	_cleanup_close_ int dfd =
-		openat(storage_root_fd(s), dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-	if (dfd < 0)
-		return err_set(e, errno, "%s: %s", dir,
-			       errno == ENOENT ? "not installed" : strerror(errno));
-	_cleanup_free_ char *doc = NULL, *sig = NULL;
-	size_t doclen, siglen;
 	_cleanup_(trust_freep) struct trust *t = NULL;
-	int r = file_read_all(dfd, "revision.json", REV_MAX_DOC, &doc, &doclen, e);
-	if (r >= 0)
-		r = file_read_all(dfd, "revision.sig", SIG_MAX_FILE, &sig, &siglen, e);
-	if (r >= 0)
-		r = trust_load(trustdir, &t, e);
+	int r = trust_load(trustdir, &t, e);
+	if (r < 0)
+		return r;
 	struct err ke = ERR_INIT;
-	if (r >= 0 && keys_load(s, t, &ke) < 0)
+	if (keys_load(s, t, &ke) < 0)
 		log_warn("signing keys: %s (only the roots count)", ke.msg);
-	if (r >= 0 && (r = sig_verify(t, doc, doclen, sig, siglen, NULL, e)) < 0)
-		err_prefix(e, "signature");
-	if (r >= 0 && (r = revision_parse(doc, doclen, REV_PARSE_DEVICE, out, e)) < 0)
-		err_prefix(e, "revision.json");
-	if (r >= 0 && (*out)->number != rev) {
-		r = err_field(e, EINVAL, "revision", "is %llu, installed as %llu",
-			      (unsigned long long)(*out)->number, (unsigned long long)rev);
-		revision_free(*out);
-		*out = NULL;
-	}
-	return r < 0 ? err_prefix(e, "%s", dir) : 0;
+	return trails_load_doc(s, rev, t, out, e);
 }
 
 static int bsp_mount(struct storage *s, const struct rev_objref *ref, const char *field,
