@@ -42,6 +42,18 @@ def pack_ok(*args, **kw):
     return r
 
 
+def keys_doc(out, serial, pubs, signers, threshold=None):
+    """OUT holding a keys document naming pubs (cairn-pack keys), signed by
+    each of signers in turn (cairn-pack sign): OUT/keys.json, OUT/keys.sig."""
+    args = ["keys", out, "--serial", serial]
+    if threshold is not None:
+        args += ["--threshold", threshold]
+    pack_ok(*args, *pubs)
+    for k in signers:
+        pack_ok("sign", out, "--key", k)
+    return out
+
+
 def make_rootfs(path, *, probe=True, extra=None):
     """A minimal container rootfs: busybox-static + the probe in bin/, a few
     busybox symlinks, the usual empty mount points. `extra` maps relative

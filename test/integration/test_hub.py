@@ -698,13 +698,6 @@ def signed_by(out, key):
     return out
 
 
-def keys_doc(d, name, serial, pub, signer):
-    out = os.path.join(d.root, name)
-    helpers.pack_ok("keys", out, pub, "--serial", str(serial))
-    helpers.pack_ok("sign", out, "--key", signer)
-    return out
-
-
 def test_a_revision_signed_by_a_new_key_arrives_with_its_keys_document(fleet):
     d, hub = fleet.dev, fleet.hub
     root = os.path.join(d.keys, "signing.key")
@@ -715,7 +708,8 @@ def test_a_revision_signed_by_a_new_key_arrives_with_its_keys_document(fleet):
     for k in (s1, s2):
         helpers.pack_ok("keygen", k)
     # the build server's key S1, named by a keys document the root signed
-    k1 = keys_doc(d, "k1", 1, os.path.join(s1, "signing.pub"), root)
+    k1 = helpers.keys_doc(os.path.join(d.root, "k1"), 1, [os.path.join(s1, "signing.pub")],
+                          [root])
     out2 = signed_by(d.build([ctr("a", rootfs=d.variant("k2"))], revision=2, groups=GROUPS),
                      os.path.join(s1, "signing.key"))
     hub.publish(out2, device=DEV_ID, keys=k1)
@@ -726,7 +720,8 @@ def test_a_revision_signed_by_a_new_key_arrives_with_its_keys_document(fleet):
     assert keys["serial"] == 1 and len(keys["keys"]) == 1, keys
     # a keys document signed by S1 (not a root) naming S2: refused, and the
     # revision S2 signed is refused with it; the device keeps serial 1
-    k2 = keys_doc(d, "k2", 2, os.path.join(s2, "signing.pub"), os.path.join(s1, "signing.key"))
+    k2 = helpers.keys_doc(os.path.join(d.root, "k2"), 2, [os.path.join(s2, "signing.pub")],
+                          [os.path.join(s1, "signing.key")])
     out3 = signed_by(d.build([ctr("a", rootfs=d.variant("k3"))], revision=3, groups=GROUPS),
                      os.path.join(s2, "signing.key"))
     hub.publish(out3, device=DEV_ID, keys=k2)

@@ -97,13 +97,7 @@ def raw_sig(doc, *keys):
 
 def keys_out(dev, name, serial, pubs, signers, threshold=None):
     """OUT holding keys.json (cairn-pack keys) and keys.sig (cairn-pack sign)."""
-    out = Path(dev.root) / name
-    args = ["keys", out, "--serial", serial]
-    if threshold is not None:
-        args += ["--threshold", threshold]
-    helpers.pack_ok(*args, *pubs)
-    for k in signers:
-        helpers.pack_ok("sign", out, "--key", k)
+    out = helpers.keys_doc(Path(dev.root) / name, serial, pubs, signers, threshold)
     assert (out / "keys.json").exists() and (out / "keys.sig").exists(), sorted(os.listdir(out))
     assert not (out / "revision.sig").exists(), "cairn-pack sign signed the wrong file"
     return out
